@@ -1,0 +1,203 @@
+"""The one validation layer: reads outcome data (firm rows or cell counts) and returns typed, checked tables.
+
+Everything downstream trusts these tables. Every refusal names the file, column and row and
+says what was expected there. Nothing here mutates the caller's frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+CODES = {"size": (0, 1, 2), "capinno": (0, 1, 2), "activity": (0, 1)}
+CODE_MEANING = {"size": "0 micro, 1 small, 2 medium", "capinno": "0 low, 1 average, 2 high",
+                "activity": "0 MM, 1 IT"}
+PREDICTORS = ("size", "capinno", "activity")
+OUTCOME = "internationalized"
+PROVENANCE_COLUMN = "data_provenance"
+DEFAULT_DATA = "reconstruction.csv"
+
+
+@dataclass(frozen=True)
+class CellTable:
+    """Cell counts: one row per (size, capinno, activity) cell with n firms and y internationalized."""
+
+    cells: pd.DataFrame
+    source: str
+    provenance: str
+
+    @property
+    def n_firms(self) -> int:
+        return int(self.cells["n"].sum())
+
+    def weighted(self, outcome: str = OUTCOME) -> pd.DataFrame:
+        """Long form for frequency-weighted fitting: each cell as an outcome-1 and outcome-0 row."""
+        keys = [c for c in self.cells.columns if c not in ("n", "y", PROVENANCE_COLUMN)]
+        yes = self.cells[keys].assign(**{outcome: 1, "weight": self.cells["y"]})
+        no = self.cells[keys].assign(**{outcome: 0, "weight": self.cells["n"] - self.cells["y"]})
+        long = pd.concat([yes, no], ignore_index=True)
+        return long[long["weight"] > 0].reset_index(drop=True)
+
+    def to_firms(self) -> "FirmTable":
+        """Expand to one row per firm (firm_id 1..n, cells in table order, internationalized first)."""
+        rows = []
+        for cell in self.cells.itertuples(index=False):
+            rows += [(cell.size, cell.capinno, cell.activity, 1)] * int(cell.y)
+            rows += [(cell.size, cell.capinno, cell.activity, 0)] * int(cell.n - cell.y)
+        firms = pd.DataFrame(rows, columns=[*PREDICTORS, OUTCOME], dtype="int64")
+        firms.insert(0, "firm_id", np.arange(1, len(firms) + 1))
+        firms[PROVENANCE_COLUMN] = self.provenance
+        return FirmTable(firms, self.source, self.provenance)
+
+
+@dataclass(frozen=True)
+class FirmTable:
+    """Firm rows: firm_id, the paper's predictors and the 0/1 outcome (extra columns kept)."""
+
+    firms: pd.DataFrame
+    source: str
+    provenance: str
+
+    @property
+    def n_firms(self) -> int:
+        return len(self.firms)
+
+    def weighted(self, outcome: str = OUTCOME) -> pd.DataFrame:
+        return self.firms.drop(columns=[PROVENANCE_COLUMN], errors="ignore").assign(weight=1)
+
+    def to_cells(self) -> CellTable:
+        grouped = self.firms.groupby(list(PREDICTORS), as_index=False).agg(
+            n=(OUTCOME, "size"), y=(OUTCOME, "sum"))
+        return CellTable(grouped.astype("int64"), self.source, self.provenance)
+
+
+OutcomeData = CellTable | FirmTable
+
+
+def data_hash(data: OutcomeData) -> str:
+    """SHA-256 of the validated table's CSV form: the data identity recorded beside every output."""
+    frame = data.cells if isinstance(data, CellTable) else data.firms
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(path, "an existing file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "a header row and at least one data row; the file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment=None)
+        else:
+            raise InputError(path, "a .csv or .parquet file", found=suffix or "no extension")
+    except InputError:
+        raise
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
+        raise InputError(path, f"a readable {suffix} table ({type(exc).__name__}: {exc})") from None
+    if frame.empty:
+        raise InputError(path, "at least one data row below the header")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _require(frame: pd.DataFrame, path: Path, columns: Iterable[str], what: str) -> None:
+    for col in columns:
+        if col not in frame.columns:
+            present = ", ".join(frame.columns)
+            raise InputError(path, f"a column '{col}' ({what}); columns present: {present}", column=col)
+
+
+def _integers(frame: pd.DataFrame, path: Path, col: str, meaning: str) -> np.ndarray:
+    """Column as int64, refusing blanks, text and fractions with the first offending row."""
+    raw = frame[col]
+    values = pd.to_numeric(raw.astype(str).str.strip() if raw.dtype == object else raw, errors="coerce")
+    bad = values.isna() | (values != np.round(values))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        found = raw.iloc[row]
+        raise InputError(path, f"an integer code ({meaning})", column=col, row=row + 1,
+                         found="" if found is None else found)
+    return values.to_numpy().astype(np.int64)
+
+
+def _check_codes(values: np.ndarray, path: Path, col: str, allowed: tuple[int, ...], meaning: str) -> None:
+    bad = ~np.isin(values, allowed)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(path, f"one of {list(allowed)} ({meaning})", column=col, row=row + 1, found=int(values[row]))
+
+
+def _provenance(frame: pd.DataFrame, default: str) -> str:
+    if PROVENANCE_COLUMN in frame.columns and len(frame):
+        return str(frame[PROVENANCE_COLUMN].iloc[0])
+    return default
+
+
+def read_outcome_data(path: str | Path, *, outcome: str = OUTCOME,
+                      predictors: Iterable[str] = PREDICTORS) -> OutcomeData:
+    """Read and validate firm rows or a cell table (detected by its ``n`` and ``y`` columns).
+
+    Cell tables: the predictors plus ``n`` (firms) and ``y`` (internationalized), non-negative
+    integers with y <= n. Firm rows: the predictors plus the 0/1 outcome.
+    """
+    path = Path(path)
+    frame = _read_raw(path)
+    predictors = tuple(predictors)
+    is_cells = "n" in frame.columns or "y" in frame.columns
+    _require(frame, path, predictors, "a predictor of the model")
+    clean = {}
+    for col in predictors:
+        meaning = CODE_MEANING.get(col, "numeric code")
+        clean[col] = _integers(frame, path, col, meaning)
+        if col in CODES:
+            _check_codes(clean[col], path, col, CODES[col], meaning)
+    if is_cells:
+        _require(frame, path, ("n", "y"), "cell counts: n firms and y internationalized")
+        n = _integers(frame, path, "n", "a count of firms")
+        y = _integers(frame, path, "y", "a count of internationalized firms")
+        for col, values in (("n", n), ("y", y)):
+            if (values < 0).any():
+                row = int(np.flatnonzero(values < 0)[0])
+                raise InputError(path, "a non-negative count", column=col, row=row + 1, found=int(values[row]))
+        if (y > n).any():
+            row = int(np.flatnonzero(y > n)[0])
+            raise InputError(path, f"y <= n (internationalized firms cannot exceed firms in the cell; n = {n[row]})",
+                             column="y", row=row + 1, found=int(y[row]))
+        if n.sum() == 0:
+            raise InputError(path, "at least one firm (all cell counts n are 0)", column="n")
+        cells = pd.DataFrame({**clean, "n": n, "y": y})
+        return CellTable(cells, str(path), _provenance(frame, "user data"))
+    _require(frame, path, (outcome,), "the 0/1 outcome")
+    y = _integers(frame, path, outcome, "1 = internationalized, 0 = not")
+    _check_codes(y, path, outcome, (0, 1), "1 = internationalized, 0 = not")
+    firms = frame.copy()
+    for col, values in {**clean, outcome: y}.items():
+        firms[col] = values
+    if "firm_id" not in firms.columns:
+        firms.insert(0, "firm_id", np.arange(1, len(firms) + 1))
+    elif firms["firm_id"].duplicated().any():
+        row = int(np.flatnonzero(firms["firm_id"].duplicated().to_numpy())[0])
+        raise InputError(path, "a unique firm id", column="firm_id", row=row + 1, found=firms["firm_id"].iloc[row])
+    return FirmTable(firms, str(path), _provenance(frame, "user data"))
+
+
+def default_data_path() -> Path:
+    """The embedded default data set (the reconstruction from the published tables)."""
+    return Path(str(resources.files("bayes_intl").joinpath(f"data/{DEFAULT_DATA}")))
+
+
+def load_default() -> CellTable:
+    data = read_outcome_data(default_data_path())
+    assert isinstance(data, CellTable)
+    return data
