@@ -39,6 +39,7 @@ class LogitFit:
     converged: bool
     tables: pd.DataFrame
     provenance: str
+    notes: tuple[str, ...]
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[self.tables["table"] == name].reset_index(drop=True)
@@ -64,12 +65,19 @@ def _coefficient_table(table: str, result, *, with_ci: bool) -> pd.DataFrame:
     for name in result.params.index:
         term = SPSS_TERM.get(name, name)
         b, se = result.params[name], result.bse[name]
-        wald = (b / se) ** 2
-        values = {"b": b, "se": se, "wald": wald, "df": 1, "sig": stats.chi2.sf(wald, 1), "exp_b": np.exp(b)}
-        if with_ci and term != "Constant":
-            values |= {"ci_lower": np.exp(b - Z975 * se), "ci_upper": np.exp(b + Z975 * se)}
+        with np.errstate(over="ignore"):  # a separated term's odds ratio and CI overflow to inf
+            wald = (b / se) ** 2
+            values = {"b": b, "se": se, "wald": wald, "df": 1, "sig": stats.chi2.sf(wald, 1), "exp_b": np.exp(b)}
+            if with_ci and term != "Constant":
+                values |= {"ci_lower": np.exp(b - Z975 * se), "ci_upper": np.exp(b + Z975 * se)}
         entries += [(f"{table.lower().replace(' ', '')}.{term}.{col}", term, col, v) for col, v in values.items()]
     return _rows(table, entries)
+
+
+def separation_notes(bse: pd.Series, *, limit: float = 10.0) -> list[str]:
+    """Terms whose SE exceeds ``limit``: the data (quasi-)separate them and their B are not estimable."""
+    return [f"{term}: SE = {se:.1f}; (quasi-)complete separation, B is not estimable from these data"
+            for term, se in bse.items() if not np.isfinite(se) or se > limit]
 
 
 def _classification(long: pd.DataFrame, outcome: str, p: np.ndarray, cut: float) -> pd.DataFrame:
@@ -137,6 +145,7 @@ def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0
         converged=bool(full.converged),
         tables=tables,
         provenance=data.provenance,
+        notes=tuple(separation_notes(full.bse.rename(SPSS_TERM))),
     )
 
 
@@ -145,7 +154,7 @@ def published_tables(paper: PaperFigures | None = None) -> pd.DataFrame:
     paper = paper if paper is not None else load_paper()
     rows = []
     for fig in paper.values():
-        if fig.table in ("Table 2", "Table 3", "Table 4", "Table 5"):
+        if fig.id.split(".")[0] in ("table2", "table3", "table4", "table5"):
             rows.append((fig.id, fig.table, fig.row, fig.column, fig.value, fig.decimals if fig.kind == "decimal" else 0))
     return pd.DataFrame(rows, columns=[*FIGURE_COLUMNS, "decimals"])
 
@@ -172,6 +181,7 @@ def fit_summary(fit: LogitFit) -> dict:
         "minus2ll": fit.minus2ll,
         "minus2ll_null": fit.minus2ll_null,
         "data_provenance": fit.provenance,
+        "notes": list(fit.notes),
     }
 
 

@@ -1,0 +1,83 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bayes_intl import store
+from bayes_intl.cli import main
+
+GOOD = "size,capinno,activity,n,y\n0,0,0,10,2\n1,1,1,10,5\n2,2,0,10,9\n0,1,1,8,1\n"
+
+BAD_INPUTS = {
+    # name: (file text, fragments the one error line must contain)
+    "missing_column": ("size,capinno,n,y\n0,0,10,2\n", ["column 'activity'", "bad.csv"]),
+    "outcome_not_binary": ("size,capinno,activity,internationalized\n0,0,0,1\n1,1,1,2\n",
+                           ["column 'internationalized'", "row 2", "found 2"]),
+    "outcome_yes_no": ("size,capinno,activity,internationalized\n0,0,0,yes\n",
+                       ["column 'internationalized'", "row 1", "'yes'"]),
+    "negative_count": ("size,capinno,activity,n,y\n0,0,0,10,2\n1,1,1,-3,0\n", ["column 'n'", "row 2", "non-negative"]),
+    "y_exceeds_n": ("size,capinno,activity,n,y\n0,0,0,10,2\n1,1,1,4,5\n2,2,0,3,1\n", ["column 'y'", "row 2", "y <= n"]),
+    "non_numeric_code": ("size,capinno,activity,n,y\n0,0,0,10,2\nsmall,1,1,4,1\n", ["column 'size'", "row 2", "'small'"]),
+    "code_out_of_range": ("size,capinno,activity,n,y\n0,3,0,10,2\n", ["column 'capinno'", "row 1", "found 3"]),
+    "fractional_count": ("size,capinno,activity,n,y\n0,0,0,10.5,2\n", ["column 'n'", "row 1"]),
+    "empty_file": ("", ["file is empty"]),
+    "header_only": ("size,capinno,activity,n,y\n", ["at least one data row"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_baseline_refuses_bad_input_with_one_line(case, tmp_path, capsys):
+    text, fragments = BAD_INPUTS[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    code = main(["baseline", "--data", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert str(path) in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert not (tmp_path / "out" / "baseline.json").exists()
+
+
+def test_baseline_json_on_user_cells(tmp_path, capsys):
+    path = tmp_path / "cells.csv"
+    path.write_text(GOOD)
+    assert main(["baseline", "--data", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["fit"]["n_firms"] == 38
+    assert set(payload["fit"]["b"]) == {"Constant", "Capinno", "Activity", "Size"}
+    assert (tmp_path / "out" / "comparison.csv").read_text().startswith("# data:")
+
+
+def test_audit_json_and_files(tmp_path, capsys):
+    assert main(["audit", "--json", "--out", str(tmp_path)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    on_disk = json.loads((tmp_path / "audit.json").read_text())
+    assert on_disk["records"] == payload["records"]
+    record = next(r for r in on_disk["records"] if r["id"] == "table5.small.high.MM")
+    assert set(record) >= {"id", "published", "recomputed_low", "recomputed_high", "consistent", "note"}
+    assert (tmp_path / "audit.md").read_text().startswith("# Audit")
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_python_dash_m_runs_the_audit(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bayes_intl", "audit", "--out", str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "table4.Size.wald" in proc.stdout and "Joint region" in proc.stdout
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "audit.json"
+    store.write_json(target, {"old": True})
+
+    def boom(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_json(target, {"new": True})
+    assert json.loads(target.read_text()) == {"old": True}
+    assert os.listdir(tmp_path) == ["audit.json"]

@@ -1,0 +1,41 @@
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from bayes_intl.baselines import fit_logit
+from bayes_intl.data import load_default
+from bayes_intl.paper import TABLE4_TERMS, load_paper
+from bayes_intl.reconstruct import reconstruct
+
+
+def test_embedded_reconstruction_meets_every_hard_constraint():
+    data = load_default()
+    cells = data.cells
+    assert "RECONSTRUCTED" in data.provenance
+    assert cells["n"].sum() == 116
+    assert cells.loc[cells["activity"] == 1, "n"].sum() == 55
+    assert cells["y"].sum() == 40
+    assert (cells["y"] <= cells["n"]).all() and (cells["y"] >= 0).all()
+    t3 = fit_logit(data).table("Table 3").set_index("id")["value"]
+    assert t3[["table3.no.no", "table3.no.yes", "table3.yes.no", "table3.yes.yes"]].tolist() == [65, 11, 13, 27]
+
+
+def test_embedded_k_is_what_statsmodels_refit_gives():
+    meta = json.loads(resources.files("bayes_intl").joinpath("data/reconstruction.json").read_text())
+    fit = fit_logit(load_default())
+    paper = load_paper()
+    k = max(max(abs(fit.params[t] - paper.value(f"table4.{t}.b")), abs(fit.bse[t] - paper.value(f"table4.{t}.se")))
+            for t in TABLE4_TERMS) / 0.0005
+    assert k == pytest.approx(meta["k"], abs=1e-6)
+
+
+def test_reconstruct_is_deterministic_for_a_seed():
+    a = reconstruct(seed=7, chains=8, steps=300, polish=2, refine=1, ensemble_size=3, ensemble_k=60)
+    b = reconstruct(seed=7, chains=8, steps=300, polish=2, refine=1, ensemble_size=3, ensemble_k=60)
+    assert a.best == b.best
+    assert [c.n for c in a.ensemble] == [c.n for c in b.ensemble]
+    cells = a.best.cells()
+    assert cells["n"].sum() == 116 and cells["y"].sum() == 40
+    assert np.all(cells["y"] <= cells["n"])
