@@ -67,3 +67,30 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def write_frame(path: str | Path, frame: pd.DataFrame, *, value_labels: dict | None = None,
+                column_labels: dict | None = None) -> Path:
+    """Write a table as .csv, .parquet or SPSS .sav (with value and column labels), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+        elif suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".sav":
+            import pyreadstat
+
+            labels = [column_labels.get(c, "") for c in frame.columns] if column_labels else None
+            pyreadstat.write_sav(frame, tmp, column_labels=labels, variable_value_labels=value_labels or {})
+        else:
+            raise ValueError(f"cannot write {path.name}: expected .csv, .parquet or .sav")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,339 @@
+"""Item-level survey files read through a codebook: the validation layer for survey data.
+
+A codebook (TOML) names each column's role (firm id, activity, size or employees, municipality,
+outcome) and each item's dimension, type, levels and reverse coding. ``read_survey`` reads .csv,
+.parquet or SPSS .sav (value labels checked against the codebook) and returns a frozen
+``SurveyData``; every refusal names the file, column and row and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .constructs import capinno_index, inegi_size
+from .data import PROVENANCE_COLUMN, CellTable, FirmTable
+from .errors import InputError, SpecError
+
+ITEM_TYPES = ("ordinal", "binary", "count", "continuous")
+COLUMN_ROLES = ("firm_id", "activity", "size", "employees", "municipality", "outcome")
+TOP_KEYS = {"schema_version", "columns", "activity_labels", "missing", "capinno", "item"}
+ITEM_KEYS = {"name", "dimension", "type", "levels", "reverse", "label", "in_capinno"}
+CAPINNO_KEYS = {"combine", "rule", "weights"}
+MISSING_KEYS = {"policy"}
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    dimension: str
+    type: str
+    levels: tuple[float, float] | None = None  # (min, max) for ordinal; None otherwise
+    reverse: bool = False
+    label: str = ""
+    in_capinno: bool = True
+
+
+@dataclass(frozen=True)
+class Codebook:
+    columns: dict[str, str]
+    items: tuple[Item, ...]
+    activity_labels: dict[int, str] = field(default_factory=lambda: {0: "MM", 1: "IT"})
+    missing: str = "error"  # or "listwise"
+    capinno_combine: str = "mean"
+    capinno_rule: str = "thirds"
+    source: str = "<codebook>"
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.dimension for i in self.items if i.in_capinno))
+
+    def dimension_items(self) -> dict[str, list[str]]:
+        return {d: [i.name for i in self.items if i.dimension == d and i.in_capinno] for d in self.dimensions}
+
+    def hash(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SurveyData:
+    """A validated survey: firm attributes, item responses (reverse-coded where the codebook says), CAPINNO."""
+
+    firms: pd.DataFrame  # firm_id, activity, size, employees?, municipality?, internationalized?, capinno_index, capinno
+    items: pd.DataFrame  # one column per item, indexed like firms
+    codebook: Codebook
+    source: str
+    provenance: str
+    dropped: tuple[int, ...] = ()  # data rows removed by listwise deletion (1-based)
+
+    def outcome_table(self) -> FirmTable:
+        cols = ["firm_id", "size", "capinno", "activity", "internationalized"]
+        return FirmTable(self.firms[cols].copy(), self.source, self.provenance)
+
+    def cells(self) -> CellTable:
+        return self.outcome_table().to_cells()
+
+
+def reverse_code(values, item: Item):
+    """Flip an item so that higher always means more capability (the codebook's ``reverse``)."""
+    if not item.reverse:
+        return values
+    if item.type == "ordinal":
+        return item.levels[0] + item.levels[1] - values
+    if item.type == "binary":
+        return 1 - values
+    return -values  # counts and continuous: standardization makes the sign flip exact
+
+
+def coded_items(responses: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+    """Responses as the CAPINNO construction uses them: reverse-coded per the codebook, as floats."""
+    return pd.DataFrame({i.name: reverse_code(np.asarray(responses[i.name], dtype=float), i) for i in codebook.items},
+                        index=responses.index)
+
+
+def _did_you_mean(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_keys(table: dict, allowed: set, where: str, path) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"codebook {path}: unknown key '{key}' in {where}{_did_you_mean(key, allowed)}")
+
+
+def load_codebook(path: str | Path) -> Codebook:
+    """Parse and check a codebook TOML file (unknown keys and wrong types are refused)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"codebook {path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"codebook {path}: not valid TOML ({exc})") from None
+    return codebook_from_dict(raw, source=str(path))
+
+
+def codebook_from_dict(raw: dict[str, Any], *, source: str = "<codebook>") -> Codebook:
+    _check_keys(raw, TOP_KEYS, "the top level", source)
+    columns = raw.get("columns", {})
+    if not isinstance(columns, dict):
+        raise SpecError(f"codebook {source}: [columns] must be a table of role = column name")
+    _check_keys(columns, set(COLUMN_ROLES), "[columns]", source)
+    for role in ("firm_id", "activity"):
+        if role not in columns:
+            raise SpecError(f"codebook {source}: [columns] needs '{role}'")
+    if "size" not in columns and "employees" not in columns:
+        raise SpecError(f"codebook {source}: [columns] needs 'size' or 'employees' (size is derived from employees)")
+    missing = raw.get("missing", {})
+    _check_keys(missing, MISSING_KEYS, "[missing]", source)
+    policy = missing.get("policy", "error")
+    if policy not in ("error", "listwise"):
+        raise SpecError(f"codebook {source}: [missing] policy must be 'error' or 'listwise', not {policy!r}")
+    capinno = raw.get("capinno", {})
+    _check_keys(capinno, CAPINNO_KEYS, "[capinno]", source)
+    items = []
+    for k, entry in enumerate(raw.get("item", []), start=1):
+        _check_keys(entry, ITEM_KEYS, f"[[item]] number {k}", source)
+        for key in ("name", "dimension", "type"):
+            if not isinstance(entry.get(key), str):
+                raise SpecError(f"codebook {source}: [[item]] number {k} needs '{key}' as a string")
+        if entry["type"] not in ITEM_TYPES:
+            raise SpecError(f"codebook {source}: item '{entry['name']}' has type {entry['type']!r}; "
+                            f"expected one of {', '.join(ITEM_TYPES)}{_did_you_mean(entry['type'], ITEM_TYPES)}")
+        levels = entry.get("levels")
+        if entry["type"] == "ordinal":
+            if not (isinstance(levels, list) and len(levels) == 2 and all(isinstance(v, int) for v in levels)
+                    and levels[0] < levels[1]):
+                raise SpecError(f"codebook {source}: ordinal item '{entry['name']}' needs levels = [min, max] (integers)")
+            levels = (levels[0], levels[1])
+        elif levels is not None:
+            raise SpecError(f"codebook {source}: item '{entry['name']}' of type {entry['type']} takes no levels")
+        if not isinstance(entry.get("reverse", False), bool):
+            raise SpecError(f"codebook {source}: item '{entry['name']}': reverse must be true or false")
+        items.append(Item(entry["name"], entry["dimension"], entry["type"], levels, entry.get("reverse", False),
+                          entry.get("label", ""), entry.get("in_capinno", True)))
+    if not items:
+        raise SpecError(f"codebook {source}: no [[item]] entries")
+    names = [i.name for i in items]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise SpecError(f"codebook {source}: item '{dup}' is listed twice")
+    labels = {int(k): str(v) for k, v in raw.get("activity_labels", {"0": "MM", "1": "IT"}).items()}
+    return Codebook(dict(columns), tuple(items), labels, policy, capinno.get("combine", "mean"),
+                    capinno.get("rule", "thirds"), source)
+
+
+def _read_file(path: Path, codebook: Codebook) -> tuple[pd.DataFrame, dict]:
+    if not path.exists():
+        raise InputError(path, "an existing file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "a header row and at least one data row; the file is empty")
+    suffix = path.suffix.lower()
+    labels: dict = {}
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, keep_default_na=True, na_values=[""], encoding="utf-8")
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix == ".sav":
+            import pyreadstat
+
+            frame, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+            labels = meta.variable_value_labels
+        else:
+            raise InputError(path, "a .csv, .parquet or .sav file", found=suffix or "no extension")
+    except InputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"UTF-8 text (byte {exc.start} is not UTF-8; re-save the file as UTF-8)") from None
+    except Exception as exc:  # parser errors from pandas, pyarrow, pyreadstat
+        raise InputError(path, f"a readable {suffix} file ({type(exc).__name__}: {exc})") from None
+    if frame.empty:
+        raise InputError(path, "at least one data row below the header")
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    return frame, labels
+
+
+def _numeric(frame: pd.DataFrame, path: Path, col: str, expected: str) -> pd.Series:
+    values = pd.to_numeric(frame[col], errors="coerce")
+    bad = values.isna() & frame[col].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(path, expected, column=col, row=row + 1, found=frame[col].iloc[row])
+    return values
+
+
+def _first_bad(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def read_survey(path: str | Path, codebook: Codebook | str | Path) -> SurveyData:
+    """Read and validate an item-level survey file described by ``codebook``."""
+    path = Path(path)
+    cb = codebook if isinstance(codebook, Codebook) else load_codebook(codebook)
+    frame, value_labels = _read_file(path, cb)
+    role_cols = {role: col for role, col in cb.columns.items()}
+    for role, col in role_cols.items():
+        if col not in frame.columns:
+            raise InputError(path, f"the {role} column '{col}' named in the codebook{_did_you_mean(col, frame.columns)}",
+                             column=col)
+    for item in cb.items:
+        if item.name not in frame.columns:
+            raise InputError(path, f"item '{item.name}' listed in the codebook ({item.dimension})"
+                             f"{_did_you_mean(item.name, frame.columns)}", column=item.name)
+    used = list(role_cols.values()) + [i.name for i in cb.items]
+    missing = frame[used].isna()
+    dropped: tuple[int, ...] = ()
+    if missing.to_numpy().any():
+        rows = np.flatnonzero(missing.any(axis=1).to_numpy())
+        if cb.missing == "error":
+            cells = [f"{col} row {r + 1}" for r in rows[:5] for col in np.array(used)[missing.iloc[r].to_numpy()]]
+            more = f" and {missing.to_numpy().sum() - len(cells)} more" if missing.to_numpy().sum() > len(cells) else ""
+            first_col = np.array(used)[missing.iloc[rows[0]].to_numpy()][0]
+            raise InputError(path, f"no missing values (missing: {', '.join(cells)}{more}); set "
+                             "[missing] policy = 'listwise' in the codebook to drop such firms",
+                             column=str(first_col), row=int(rows[0]) + 1)
+        dropped = tuple(int(r) + 1 for r in rows)
+        frame = frame.drop(index=frame.index[rows])
+    frame = frame.reset_index(drop=True)
+    row_of = (np.array([r for r in range(1, len(frame) + len(dropped) + 1) if r not in set(dropped)])
+              if dropped else np.arange(1, len(frame) + 1))
+
+    def fail(col, expected, i, found):
+        raise InputError(path, expected, column=col, row=int(row_of[i]), found=found)
+
+    firms = pd.DataFrame({"firm_id": frame[role_cols["firm_id"]].astype(str).str.strip()})
+    dup = firms["firm_id"].duplicated()
+    if dup.any():
+        i = _first_bad(dup)
+        fail(role_cols["firm_id"], "a unique firm id (this id appears on an earlier row)", i, firms["firm_id"].iloc[i])
+    act_col = role_cols["activity"]
+    if act_col in value_labels:  # SPSS value labels must agree with the codebook
+        for code, text in cb.activity_labels.items():
+            file_label = value_labels[act_col].get(float(code), value_labels[act_col].get(code))
+            if file_label is not None and str(file_label).strip().lower() != text.lower():
+                raise InputError(path, f"value label {code} = '{text}' as the codebook says", column=act_col,
+                                 found=f"{code} = '{file_label}'")
+    activity = _numeric(frame, path, act_col, f"an activity code ({', '.join(f'{k} {v}' for k, v in cb.activity_labels.items())})")
+    bad = ~activity.isin(list(cb.activity_labels))
+    if bad.any():
+        i = _first_bad(bad)
+        fail(act_col, f"an activity code in {sorted(cb.activity_labels)}", i, frame[act_col].iloc[i])
+    firms["activity"] = activity.astype(np.int64).to_numpy()
+    if "employees" in role_cols:
+        emp_col = role_cols["employees"]
+        employees = _numeric(frame, path, emp_col, "a whole number of employees")
+        if (employees != employees.round()).any():
+            i = _first_bad(employees != employees.round())
+            fail(emp_col, "a whole number of employees", i, frame[emp_col].iloc[i])
+        firms["employees"] = employees.astype(np.int64).to_numpy()
+    if "size" in role_cols:
+        size_col = role_cols["size"]
+        size = _numeric(frame, path, size_col, "a size code (0 micro, 1 small, 2 medium)")
+        bad = ~size.isin([0, 1, 2])
+        if bad.any():
+            i = _first_bad(bad)
+            fail(size_col, "a size code (0 micro, 1 small, 2 medium)", i, frame[size_col].iloc[i])
+        firms["size"] = size.astype(np.int64).to_numpy()
+        if "employees" in firms:
+            derived = inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
+            bad = pd.Series(derived != firms["size"].to_numpy())
+            if bad.any():
+                i = _first_bad(bad)
+                fail(size_col, f"size {derived[i]} as INEGI Table 1 gives for {firms['employees'].iloc[i]} employees",
+                     i, int(firms["size"].iloc[i]))
+    else:
+        try:
+            firms["size"] = inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
+        except InputError as exc:
+            raise InputError(path, exc.expected, column=exc.column, row=int(row_of[exc.row - 1]), found=exc.found) from None
+    if "municipality" in role_cols:
+        firms["municipality"] = frame[role_cols["municipality"]].astype(str).str.strip().to_numpy()
+    if "outcome" in role_cols:
+        out_col = role_cols["outcome"]
+        outcome = _numeric(frame, path, out_col, "the outcome coded 1 = internationalized, 0 = not")
+        bad = ~outcome.isin([0, 1])
+        if bad.any():
+            i = _first_bad(bad)
+            fail(out_col, "the outcome coded 1 = internationalized, 0 = not", i, frame[out_col].iloc[i])
+        firms["internationalized"] = outcome.astype(np.int64).to_numpy()
+    items = {}
+    for item in cb.items:
+        values = _numeric(frame, path, item.name, f"a numeric response ({item.type} item)")
+        if item.type in ("ordinal", "binary", "count"):
+            bad = values != values.round()
+            if bad.any():
+                i = _first_bad(bad)
+                fail(item.name, f"a whole-number response ({item.type} item)", i, frame[item.name].iloc[i])
+        if item.type == "ordinal":
+            lo, hi = item.levels
+            bad = (values < lo) | (values > hi)
+            if bad.any():
+                i = _first_bad(bad)
+                fail(item.name, f"a code from {lo} to {hi} (ordinal item)", i, frame[item.name].iloc[i])
+        elif item.type == "binary":
+            bad = ~values.isin([0, 1])
+            if bad.any():
+                i = _first_bad(bad)
+                fail(item.name, "0 (no) or 1 (yes) (binary item)", i, frame[item.name].iloc[i])
+        elif item.type == "count":
+            bad = values < 0
+            if bad.any():
+                i = _first_bad(bad)
+                fail(item.name, "a non-negative count", i, frame[item.name].iloc[i])
+        items[item.name] = values.to_numpy(dtype=float)
+    items = coded_items(pd.DataFrame(items), cb)
+    index = capinno_index(items, cb.dimension_items(), combine=cb.capinno_combine, rule=cb.capinno_rule,
+                          file=str(path))
+    firms["capinno_index"] = index["capinno_index"].to_numpy()
+    firms["capinno"] = index["capinno"].to_numpy().astype(np.int64)
+    provenance = str(frame[PROVENANCE_COLUMN].iloc[0]) if PROVENANCE_COLUMN in frame.columns else "user survey"
+    return SurveyData(firms, items, cb, str(path), provenance, dropped)
