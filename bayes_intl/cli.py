@@ -100,7 +100,7 @@ def cmd_reconstruct(args) -> int:
     from .report import fmt, text_table
     from .store import package_versions, write_csv, write_json
 
-    result = reconstruct(seed=args.seed, chains=args.chains, steps=args.steps, polish=args.polish)
+    result = reconstruct(seed=args.seed, chains=args.chains, steps=args.steps, polish=args.polish, jobs=args.jobs)
     best = result.best.table()
     fit = fit_logit(best)
     comparison = compare(published_tables(), fit.tables)
@@ -196,9 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reconstruct", help="reconstruct cell tables consistent with the published Tables 3 and 4")
     p.add_argument("--seed", type=int, default=20150601, help="random seed (default: 20150601)")
-    p.add_argument("--chains", type=int, default=64, help="annealed designs (default: 64)")
+    p.add_argument("--chains", type=int, default=192, help="annealed designs (default: 192)")
     p.add_argument("--steps", type=int, default=4000, help="annealing steps (default: 4000)")
-    p.add_argument("--polish", type=int, default=24, help="designs refined by MILP (default: 24)")
+    p.add_argument("--polish", type=int, default=64, help="designs refined by MILP (default: 64)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores; same result)")
     p.add_argument("--firms", action="store_true", help="also write the best table expanded to firm rows")
     p.add_argument("--out", default="reports/reconstruct", help="output folder (default: reports/reconstruct)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

@@ -81,3 +81,14 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
         store.write_json(target, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}
     assert os.listdir(tmp_path) == ["audit.json"]
+
+
+def test_reconstruct_json_keys(tmp_path, capsys):
+    args = ["reconstruct", "--chains", "8", "--steps", "200", "--polish", "2", "--jobs", "1", "--firms",
+            "--out", str(tmp_path), "--json"]
+    assert main(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {"k", "table", "refit", "classification"} <= set(payload)
+    assert set(payload["table"][0]) == {"size", "capinno", "activity", "n", "y"}
+    assert sum(row["n"] for row in payload["table"]) == 116
+    assert "RECONSTRUCTED" in (tmp_path / "best_firms.csv").read_text().splitlines()[1]
