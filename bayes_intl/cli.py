@@ -175,6 +175,77 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_fit(args) -> int:
+    import time
+
+    from .inference import (add_predictive, coefficient_table, diagnose, level_points, load_model_data,
+                            model_data_hash, parameter_names, sample, table5)
+    from .models import build_model
+    from .report import fmt, text_table
+    from .spec import load_spec
+    from .store import package_versions, save_run
+
+    spec = load_spec(args.spec)
+    data = load_model_data(spec, args.data, seed=args.seed)
+    sampler = spec.quick if args.quick else spec.sampler
+    model = build_model(spec, data)
+    started = time.perf_counter()
+    idata = sample(model, sampler, seed=args.seed, progress=not args.json)
+    seconds = time.perf_counter() - started
+    add_predictive(idata, model, spec, seed=args.seed)
+    diagnostics = diagnose(idata, parameter_names(model))
+    tables = {}
+    if spec.has_outcome:
+        tables["table5"] = table5(spec, idata, data)
+        tables["table5_prior"] = table5(spec, idata, data, group="prior")
+        tables["coefficients"] = coefficient_table(spec, idata, data)
+    spec_hash, d_hash = spec.hash(), model_data_hash(data)
+    run_id = f"{spec.model}-{spec_hash[:8]}-{d_hash[:8]}-seed{args.seed}{'-quick' if args.quick else ''}"
+    folder = Path(args.out) / run_id
+    record = {
+        "run_id": run_id, "model": spec.model, "spec": str(spec.source), "spec_sha256": spec_hash,
+        "data": data.source, "data_sha256": d_hash, "data_provenance": data.provenance, "seed": args.seed,
+        "sampler": sampler.__dict__, "sampling_seconds": round(seconds, 1), "quick": args.quick,
+        "priors": {k: v.describe() for k, v in spec.priors.items()},
+        "capinno_levels": level_points(spec, idata, data) if spec.has_outcome else None,
+        "diagnostics": diagnostics.to_dict(), "versions": package_versions(),
+        "command": "bayes-intl " + " ".join(sys.argv[1:]) if sys.argv else "",
+    }
+    save_run(folder, idata=idata, tables=tables, record=record)
+    if args.json:
+        _emit_json({"run": str(folder), "diagnostics": diagnostics.to_dict(),
+                    "coefficients": tables["coefficients"].to_dict(orient="records") if spec.has_outcome else [],
+                    "table5": tables["table5"].to_dict(orient="records") if spec.has_outcome else [],
+                    "priors": record["priors"], "data_provenance": data.provenance})
+    else:
+        print(f"{spec.model}: {spec.description}\nData: {data.source} ({data.provenance})")
+        print("Priors: " + "; ".join(f"{k} ~ {v}" for k, v in record["priors"].items()))
+        print(f"Sampler: {sampler.backend}, {sampler.chains} chains x {sampler.draws} draws "
+              f"({sampler.tune} tuning), {seconds:.1f} s\n")
+        if spec.has_outcome:
+            coef = tables["coefficients"]
+            print("Coefficients (log-odds): paper 95% CI, MLE 95% CI, posterior mean and 94% HDI")
+            print(text_table(["term", "paper B", "paper CI", "MLE B", "MLE CI", "posterior", "94% HDI"], [
+                [r.term, fmt(r.paper_b, 3), f"[{fmt(r.paper_ci_low, 2)}, {fmt(r.paper_ci_high, 2)}]", fmt(r.mle_b, 3),
+                 f"[{fmt(r.mle_ci_low, 2)}, {fmt(r.mle_ci_high, 2)}]", fmt(r.post_mean, 3),
+                 f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]"] for r in coef[coef.scale == "log-odds"].itertuples()]))
+            print("\nTable 5, posterior predictive: P(internationalized), 94% HDI, P(p > 0.5)")
+            print(text_table(["size", "capinno", "activity", "paper", "MLE", "posterior", "94% HDI", "P(p>0.5)"], [
+                [r.size, r.capinno, r.activity, fmt(r.paper, 2), fmt(r.mle, 3), fmt(r.mean, 3),
+                 f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.p_above_half, 2)]
+                for r in tables["table5"].itertuples()]))
+        d = diagnostics
+        state = "PASSED" if d.passed else "MISSED"
+        print(f"\nDiagnostic gate {state}: max R-hat {d.r_hat_max:.3f}, min ESS bulk {d.ess_bulk_min:.0f} / tail "
+              f"{d.ess_tail_min:.0f}, {d.divergences} divergences (need <= 1.01, >= 400, 0)")
+        for item in d.failing:
+            print(f"  missed: {item}")
+        if d.advice:
+            print(f"  what to try: {d.advice}")
+        print(f"Written: {folder}/ (posterior.nc, run.json{', table5.csv, coefficients.csv' if tables else ''})")
+    return 1 if (args.strict and not diagnostics.passed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-intl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
@@ -211,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/simulate", help="output folder (default: reports/simulate)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("fit", help="sample a model spec (models/*.toml) and write a run folder")
+    p.add_argument("spec", help="a model specification, e.g. models/paper_logit.toml")
+    p.add_argument("--data", help="data file (default: what the spec names)")
+    p.add_argument("--seed", type=int, default=20150601, help="one seed for prior, posterior and predictive draws")
+    p.add_argument("--quick", action="store_true", help="the spec's [quick] sampler settings, for a first look")
+    p.add_argument("--strict", action="store_true", help="exit 1 when the diagnostic gate is missed")
+    p.add_argument("--out", default="reports/runs", help="where run folders go (default: reports/runs)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_fit)
     return parser
 
 

@@ -94,3 +94,53 @@ def write_frame(path: str | Path, frame: pd.DataFrame, *, value_labels: dict | N
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_run(folder: str | Path, *, idata, tables: dict[str, pd.DataFrame], record: dict) -> Path:
+    """Write a run folder atomically: built under a temporary name, renamed into place when complete.
+
+    ``run.json`` carries ``complete: true``; an interrupted run leaves only a hidden temporary
+    folder, never a half-written run folder.
+    """
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        idata.to_netcdf(str(staging / "posterior.nc"))
+        for name, frame in tables.items():
+            write_csv(staging / f"{name}.csv", frame, header_note=record.get("data_provenance"))
+        write_json(staging / "run.json", record | {"complete": True})
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_run(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | None = None):
+    """Load a saved run (NetCDF and JSON only); refuse it if it is incomplete or its hashes differ."""
+    import arviz as az
+
+    from .errors import InputError
+
+    folder = Path(folder)
+    record_path = folder / "run.json"
+    if not record_path.exists():
+        raise InputError(folder, "a run folder with run.json (written by bayes-intl fit)")
+    record = json.loads(record_path.read_text())
+    if not record.get("complete"):
+        raise InputError(record_path, "a complete run (this one was interrupted)", column="complete")
+    for key, wanted in (("spec_sha256", spec_hash), ("data_sha256", data_hash)):
+        if wanted is not None and record.get(key) != wanted:
+            raise InputError(record_path, f"{key} {wanted[:12]}... (the spec/data asked for); this run was made "
+                             "from a different one: refit it", column=key, found=str(record.get(key))[:12])
+    return az.from_netcdf(str(folder / "posterior.nc")), record

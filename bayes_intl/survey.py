@@ -220,6 +220,15 @@ def read_survey(path: str | Path, codebook: Codebook | str | Path) -> SurveyData
     path = Path(path)
     cb = codebook if isinstance(codebook, Codebook) else load_codebook(codebook)
     frame, value_labels = _read_file(path, cb)
+    return validate_survey(frame, cb, source=path, value_labels=value_labels)
+
+
+def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
+                    value_labels: dict | None = None) -> SurveyData:
+    """Validate a survey table already in memory (``source`` names it in errors)."""
+    path = Path(source) if not isinstance(source, Path) else source
+    value_labels = value_labels or {}
+    frame = frame.copy()
     role_cols = {role: col for role, col in cb.columns.items()}
     for role, col in role_cols.items():
         if col not in frame.columns:

@@ -1,0 +1,264 @@
+"""Builders: a spec plus validated data in, a ``pm.Model`` out. Builders never sample.
+
+Every outcome model is a firm-level Bernoulli logit, so that PSIS-LOO compares like with like.
+
+paper_logit::
+    logit P(y_i = 1) = a + sum_k b_k x_ik                      (x: the paper's linear codes)
+hierarchical_logit::
+    logit P(y_i = 1) = a_g[i] + sum_k (b_k + d_g[i],k) x_ik + u_m[i]
+    a_g = a + s_a z_g,  d_g,k = s_k z_g,k (k varying),  u_m = s_m z_m (non-centred)
+coarsened_latent::
+    u_i ~ Beta(alpha, beta) restricted to firm i's band [c/3, (c+1)/3);  capinno_i = 3 u_i - 1/2
+    logit P(y_i = 1) = a + b_capinno capinno_i + sum_k b_k x_ik
+latent_factor (second-order)::
+    eta_i ~ N(0, 1);  f_id = (gamma_d eta_i + zeta_id) / sqrt(1 + gamma_d^2),  zeta_id ~ N(0, 1),  gamma_d > 0
+    item j of dimension d: ordinal ~ OrderedLogistic(lambda_j f_id, cutpoints_j),
+    binary ~ Bernoulli(logit = tau_j + lambda_j f_id), count ~ Poisson(exp(tau_j + lambda_j f_id)),
+    continuous (standardized) ~ N(tau_j + lambda_j f_id, sigma_j),  lambda_j > 0
+    outcome: the hierarchical logit with capinno_i = eta_i
+    (correlated: f_i ~ N(0, R), R ~ LKJ(eta); capinno_i = mean_d f_id)
+measurement_only: the measurement part alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from .spec import Prior, Spec
+from .survey import SurveyData
+
+DISTRIBUTION_CLASSES = {"Normal": pm.Normal, "HalfNormal": pm.HalfNormal, "StudentT": pm.StudentT,
+                        "Exponential": pm.Exponential, "Gamma": pm.Gamma}
+DEFAULT_MUNICIPALITY_SD = Prior("HalfNormal", (("sigma", 0.5),))
+LEVEL_NAMES = ("low", "average", "high")
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """What builders consume: firm rows (and, for item-level models, the survey)."""
+
+    firms: pd.DataFrame  # firm_id, size, capinno, activity, internationalized[, municipality]
+    survey: SurveyData | None
+    source: str
+    provenance: str
+
+
+def draw_prior(name: str, prior: Prior, **kwargs):
+    return DISTRIBUTION_CLASSES[prior.dist](name, **prior.kwargs(), **kwargs)
+
+
+def design_columns(spec: Spec, frame: pd.DataFrame, *, exclude: tuple[str, ...] = (),
+                   capinno=None) -> tuple[list[str], list]:
+    """Columns of the outcome's design (names and values) from the spec's predictors and interactions.
+
+    ``capinno`` replaces the observed band code by a latent tensor (latent models). Categorical
+    predictors become dummies against level 0; interactions multiply their predictors' columns.
+    """
+    names, columns, by_predictor = [], [], {}
+    for pred in spec.predictors:
+        if pred.name in exclude:
+            continue
+        if pred.name == "capinno" and capinno is not None:
+            if pred.coding != "linear":
+                raise ValueError("a latent CAPINNO enters linearly; set coding = 'linear' for capinno")
+            cols = [("capinno", capinno)]
+        elif pred.coding == "linear":
+            cols = [(pred.name, frame[pred.name].to_numpy(dtype=float))]
+        else:
+            codes = frame[pred.name].to_numpy()
+            cols = [(f"{pred.name}[{lv}]", (codes == lv).astype(float)) for lv in sorted(set(codes)) if lv != 0]
+        by_predictor[pred.name] = cols
+        for name, col in cols:
+            names.append(name)
+            columns.append(col)
+    for inter in spec.interactions:
+        if any(name in exclude for name in inter):
+            continue
+        combos = [[]]
+        for name in inter:
+            combos = [c + [col] for c in combos for col in by_predictor[name]]
+        for combo in combos:
+            names.append(":".join(n for n, _ in combo))
+            value = combo[0][1]
+            for _, col in combo[1:]:
+                value = value * col
+            columns.append(value)
+    return names, columns
+
+
+def _stack(columns: list):
+    if all(isinstance(c, np.ndarray) for c in columns):
+        return np.column_stack(columns)
+    return pt.stack([pt.as_tensor_variable(c) for c in columns], axis=1)
+
+
+def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, capinno=None) -> None:
+    """Add the outcome part (flat or hierarchical, per the spec's model) to ``model``."""
+    firms = data.firms
+    hierarchical = spec.model in ("hierarchical_logit", "latent_factor")
+    exclude = (spec.group,) if hierarchical else ()
+    names, columns = design_columns(spec, firms, exclude=exclude, capinno=capinno)
+    model.add_coord("term", names)
+    x = _stack(columns)
+    intercept = draw_prior("intercept", spec.priors["intercept"])
+    slope = draw_prior("slope", spec.priors["slope"], dims="term")
+    if not hierarchical:
+        eta = intercept + pt.dot(x, slope)
+    else:
+        groups = np.sort(firms[spec.group].unique())
+        g = np.searchsorted(groups, firms[spec.group].to_numpy())
+        model.add_coord("group", [f"{spec.group}={v}" for v in groups])
+        varying = [n for n in names if n in spec.varying]
+        model.add_coord("varying", varying)
+        group_sd = draw_prior("group_sd", spec.priors["group_sd"], dims="varying") if varying else None
+        intercept_sd = draw_prior("intercept_sd", spec.priors["group_sd"])
+        z_intercept = pm.Normal("z_intercept", 0, 1, dims="group")
+        group_intercept = pm.Deterministic("group_intercept", intercept + intercept_sd * z_intercept, dims="group")
+        slopes = pt.ones((len(groups), 1)) * slope[None, :]
+        if varying:
+            z_slope = pm.Normal("z_slope", 0, 1, dims=("group", "varying"))
+            index = [names.index(v) for v in varying]
+            slopes = pt.set_subtensor(slopes[:, index], slopes[:, index] + group_sd[None, :] * z_slope)
+        group_slope = pm.Deterministic("group_slope", slopes, dims=("group", "term"))
+        eta = group_intercept[g] + (x * group_slope[g]).sum(axis=1)
+        if spec.municipality and "municipality" in firms.columns:
+            munis = sorted(firms["municipality"].unique())
+            model.add_coord("municipality", munis)
+            m = np.searchsorted(munis, firms["municipality"].to_numpy())
+            prior = spec.priors.get("municipality_sd", DEFAULT_MUNICIPALITY_SD)
+            muni_sd = draw_prior("municipality_sd", prior)
+            z_muni = pm.Normal("z_municipality", 0, 1, dims="municipality")
+            eta = eta + (muni_sd * z_muni)[m]
+    pm.Bernoulli("internationalized", logit_p=eta, observed=firms["internationalized"].to_numpy(), dims="firm")
+
+
+def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
+    """Add the item-level measurement model; returns the per-firm CAPINNO factor."""
+    items = [i for i in survey.codebook.items if i.in_capinno]
+    dims = list(dict.fromkeys(i.dimension for i in items))
+    model.add_coord("dimension", dims)
+    model.add_coord("item", [i.name for i in items])
+    mask = np.array([[i.dimension == d for i in items] for d in dims], dtype=float)  # dimension x item
+    n = len(survey.firms)
+    if spec.structure == "second_order":
+        capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
+        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
+        zeta = pm.Normal("zeta", 0, 1, dims=("firm", "dimension"))
+        # Unit-variance dimension factors: gamma / sqrt(1 + gamma^2) is the standardized loading.
+        factors = (capinno[:, None] * gamma[None, :] + zeta) / pt.sqrt(1 + gamma**2)[None, :]
+    else:
+        eta = spec.priors.get("lkj_eta", Prior("LKJ", (("eta", 2.0),))).kwargs()["eta"]
+        corr_chol, _, _ = pm.LKJCholeskyCov("factor_corr", n=len(dims), eta=eta,
+                                           sd_dist=pm.Exponential.dist(1e6), compute_corr=True)
+        z = pm.Normal("z_factor", 0, 1, dims=("firm", "dimension"))
+        scale = pt.sqrt(pt.diag(pt.dot(corr_chol, corr_chol.T)))
+        factors = pt.dot(z, (corr_chol / scale[:, None]).T)
+        capinno = pm.Deterministic("capinno_factor", factors.mean(axis=1), dims="firm")
+    pm.Deterministic("factor", factors, dims=("firm", "dimension"))
+    loading = draw_prior("loading", spec.priors["loading"], dims="item")
+    predictor = pt.dot(factors, mask * loading[None, :])  # firm x item, vectorised through the mask
+    values = survey.items[[i.name for i in items]].to_numpy(dtype=float)
+    types = np.array([i.type for i in items])
+    for kind in ("binary", "count", "continuous"):
+        idx = np.flatnonzero(types == kind)
+        if not len(idx):
+            continue
+        model.add_coord(f"{kind}_item", [items[j].name for j in idx])
+        tau = draw_prior(f"intercept_{kind}", spec.priors["item_intercept"], dims=f"{kind}_item")
+        mu = tau[None, :] + predictor[:, idx]
+        observed = values[:, idx]
+        if kind == "binary":
+            pm.Bernoulli(f"items_{kind}", logit_p=mu, observed=observed.astype(int), dims=("firm", f"{kind}_item"))
+        elif kind == "count":
+            pm.Poisson(f"items_{kind}", mu=pt.exp(mu), observed=observed.astype(int), dims=("firm", f"{kind}_item"))
+        else:
+            z = (observed - observed.mean(axis=0)) / observed.std(axis=0)
+            sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims=f"{kind}_item")
+            pm.Normal(f"items_{kind}", mu=mu, sigma=sigma[None, :], observed=z, dims=("firm", f"{kind}_item"))
+    ordinal = np.flatnonzero(types == "ordinal")
+    for levels in sorted({items[j].levels for j in ordinal}):
+        idx = np.array([j for j in ordinal if items[j].levels == levels])
+        k = levels[1] - levels[0]
+        label = f"ordinal_{levels[0]}_{levels[1]}"
+        model.add_coord(f"{label}_item", [items[j].name for j in idx])
+        model.add_coord(f"{label}_cut", list(range(1, k + 1)))
+        cut_prior = spec.priors["cutpoint"].kwargs()
+        cutpoints = pm.Normal(f"cutpoints_{label}", mu=cut_prior.get("mu", 0.0), sigma=cut_prior.get("sigma", 2.0),
+                              dims=(f"{label}_item", f"{label}_cut"),
+                              transform=pm.distributions.transforms.ordered,
+                              initval=np.tile(np.linspace(-2, 2, k), (len(idx), 1)))
+        observed = (values[:, idx] - levels[0]).astype(int)
+        pm.OrderedLogistic(f"items_{label}", eta=predictor[:, idx], cutpoints=cutpoints, observed=observed,
+                           dims=("firm", f"{label}_item"))
+    return capinno
+
+
+def build_model(spec: Spec, data: ModelData) -> pm.Model:
+    """Turn a spec and validated data into a ``pm.Model`` (no sampling)."""
+    coords = {"firm": data.firms["firm_id"].astype(str).tolist()}
+    with pm.Model(coords=coords) as model:
+        if spec.model in ("paper_logit", "hierarchical_logit"):
+            _logit_outcome(spec, data, model)
+        elif spec.model == "coarsened_latent":
+            band = data.firms["capinno"].to_numpy()
+            alpha = draw_prior("index_alpha", spec.priors["index_alpha"])
+            beta = draw_prior("index_beta", spec.priors["index_beta"])
+            index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
+            pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
+            latent = pm.Deterministic("capinno_latent", 3 * index - 0.5, dims="firm")
+            _logit_outcome(spec, data, model, capinno=latent)
+        else:
+            if data.survey is None:
+                raise ValueError(f"{spec.model} needs item-level survey data")
+            capinno = _measurement(spec, data.survey, model)
+            if spec.has_outcome:
+                _logit_outcome(spec, data, model, capinno=capinno)
+    return model
+
+
+def capinno_levels(spec: Spec, posterior, firms: pd.DataFrame) -> np.ndarray:
+    """What a "low", "average" and "high" firm is on each model's CAPINNO scale, per draw: (draw, 3).
+
+    Observed-band models: the paper's codes 0, 1, 2. coarsened_latent: the band centres of the
+    normalized index (1/6, 1/2, 5/6), which are 0, 1, 2 on its capinno_latent = 3u - 1/2 scale.
+    latent_factor: the mean latent CAPINNO factor of the firms observed in each band.
+    """
+    draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    if spec.model in ("paper_logit", "hierarchical_logit", "coarsened_latent"):
+        return np.tile(np.arange(3.0), (draws, 1))
+    factor = posterior["capinno_factor"].stack(sample=("chain", "draw")).transpose("sample", "firm").to_numpy()
+    band = firms["capinno"].to_numpy()
+    return np.column_stack([factor[:, band == b].mean(axis=1) if (band == b).any() else np.full(draws, np.nan)
+                            for b in range(3)])
+
+
+def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.DataFrame) -> np.ndarray:
+    """P(internationalized) for each grid cell and draw: (draw, cell). Municipality effects at their mean (0)."""
+    stack = lambda name: posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()  # noqa: E731
+    levels = capinno_levels(spec, posterior, firms)
+    capinno = levels[:, grid["capinno"].to_numpy()]  # (draw, cell)
+    names = list(posterior["slope"].coords["term"].values)
+    hierarchical = "group_slope" in posterior
+    frame = grid.assign(capinno=0.0)
+    exclude = (spec.group,) if hierarchical else ()
+    _, columns = design_columns(spec, frame, exclude=exclude, capinno=np.ones(len(grid)))
+    # Rebuild each design column per draw: columns that involve capinno are scaled by the draw's level.
+    cap_names = {n for n in names if "capinno" in n.split(":") or n == "capinno"}
+    x = np.stack([np.broadcast_to(c, (len(grid),)) for c in columns], axis=1)  # (cell, term)
+    xs = np.repeat(x[None], len(levels), axis=0)
+    for t, name in enumerate(names):
+        if name in cap_names:
+            xs[:, :, t] = xs[:, :, t] * capinno
+    if not hierarchical:
+        eta = stack("intercept")[:, None] + np.einsum("sct,st->sc", xs, stack("slope"))
+    else:
+        groups = [int(g.split("=")[1]) for g in posterior.coords["group"].values]
+        g = np.searchsorted(groups, grid[spec.group].to_numpy())
+        gi, gs = stack("group_intercept"), stack("group_slope")  # (draw, group), (draw, group, term)
+        eta = gi[:, g] + np.einsum("sct,sct->sc", xs, gs[:, g, :])
+    return 1 / (1 + np.exp(-eta))

@@ -1,0 +1,213 @@
+"""Model specifications: TOML files in ``models/`` parsed into frozen dataclasses.
+
+A spec names a model from a closed set, its outcome predictors and their coding, its priors
+(from a closed set of distributions: no string from a file is ever evaluated) and its sampler
+settings. Unknown keys are refused with a "did you mean ...?" hint; defaults are merged as
+``defaults | user``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+MODELS = ("paper_logit", "hierarchical_logit", "coarsened_latent", "latent_factor", "measurement_only")
+CODINGS = ("linear", "categorical")
+BACKENDS = ("nutpie", "pymc", "numpyro")
+# The closed set of prior distributions and the parameters each takes.
+DISTRIBUTIONS = {
+    "Normal": ("mu", "sigma"),
+    "HalfNormal": ("sigma",),
+    "StudentT": ("nu", "mu", "sigma"),
+    "Exponential": ("lam",),
+    "Gamma": ("alpha", "beta"),
+    "LKJ": ("eta",),
+}
+TOP_KEYS = {"schema_version", "model", "description", "data", "outcome", "hierarchy", "measurement", "priors",
+            "sampler", "quick"}
+SAMPLER_KEYS = {"backend", "chains", "draws", "tune", "target_accept"}
+DEFAULT_SAMPLER = {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9}
+DEFAULT_QUICK = {"chains": 2, "draws": 300, "tune": 300}
+PAPER_PREDICTORS = [{"name": "capinno", "coding": "linear"}, {"name": "activity", "coding": "linear"},
+                    {"name": "size", "coding": "linear"}]
+PRIORS_NEEDED = {
+    "paper_logit": ("intercept", "slope"),
+    "hierarchical_logit": ("intercept", "slope", "group_sd"),
+    "coarsened_latent": ("intercept", "slope", "index_alpha", "index_beta"),
+    "latent_factor": ("intercept", "slope", "group_sd", "loading", "second_order_loading", "item_intercept",
+                      "cutpoint", "residual_sd"),
+    "measurement_only": ("loading", "second_order_loading", "item_intercept", "cutpoint", "residual_sd"),
+}
+OPTIONAL_PRIORS = {"municipality_sd", "lkj_eta"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    dist: str
+    params: tuple[tuple[str, float], ...]
+
+    def kwargs(self) -> dict[str, float]:
+        return dict(self.params)
+
+    def describe(self) -> str:
+        return f"{self.dist}({', '.join(f'{k}={v:g}' for k, v in self.params)})"
+
+
+@dataclass(frozen=True)
+class Predictor:
+    name: str
+    coding: str = "linear"  # linear: the code as a number; categorical: dummies against level 0
+
+
+@dataclass(frozen=True)
+class Sampler:
+    backend: str
+    chains: int
+    draws: int
+    tune: int
+    target_accept: float
+
+
+@dataclass(frozen=True)
+class Spec:
+    model: str
+    description: str
+    data_source: str  # "reconstruction", "synthetic" or a file path
+    codebook: str  # for survey files; "" = the synthetic survey's codebook
+    predictors: tuple[Predictor, ...]
+    interactions: tuple[tuple[str, ...], ...]
+    group: str  # grouping variable of the hierarchical outcome ("activity": the sector)
+    varying: tuple[str, ...]  # slopes that vary by group
+    municipality: bool
+    structure: str  # measurement: "second_order" or "correlated"
+    priors: dict[str, Prior]
+    sampler: Sampler
+    quick: Sampler
+    source: str = "<spec>"
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.model != "measurement_only"
+
+    @property
+    def is_item_level(self) -> bool:
+        return self.model in ("latent_factor", "measurement_only")
+
+    def hash(self) -> str:
+        """SHA-256 of the parsed spec (canonical JSON): the spec identity recorded with every run."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _hint(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _keys(table: Any, allowed, where: str, source: str) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"spec {source}: {where} must be a table")
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"spec {source}: unknown key '{key}' in {where}{_hint(key, allowed)}")
+    return table
+
+
+def _prior(name: str, raw: Any, source: str) -> Prior:
+    if not isinstance(raw, dict) or "dist" not in raw:
+        raise SpecError(f"spec {source}: prior '{name}' must be a table like {{ dist = \"Normal\", mu = 0, sigma = 1 }}")
+    dist = raw["dist"]
+    if dist not in DISTRIBUTIONS:
+        raise SpecError(f"spec {source}: prior '{name}' uses unknown distribution {dist!r}; "
+                        f"expected one of {', '.join(DISTRIBUTIONS)}{_hint(str(dist), DISTRIBUTIONS)}")
+    params = []
+    for key, value in raw.items():
+        if key == "dist":
+            continue
+        if key not in DISTRIBUTIONS[dist]:
+            raise SpecError(f"spec {source}: prior '{name}' ({dist}) has no parameter '{key}'; "
+                            f"it takes {', '.join(DISTRIBUTIONS[dist])}{_hint(key, DISTRIBUTIONS[dist])}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"spec {source}: prior '{name}' parameter '{key}' must be a number, not {value!r}")
+        params.append((key, float(value)))
+    missing = [k for k in DISTRIBUTIONS[dist] if k not in dict(params)]
+    if missing:
+        raise SpecError(f"spec {source}: prior '{name}' ({dist}) needs {', '.join(missing)}")
+    return Prior(dist, tuple(params))
+
+
+def _sampler(raw: dict, defaults: dict, where: str, source: str) -> Sampler:
+    merged = defaults | _keys(raw, SAMPLER_KEYS, where, source)
+    if merged["backend"] not in BACKENDS:
+        raise SpecError(f"spec {source}: {where} backend {merged['backend']!r} is not one of {', '.join(BACKENDS)}")
+    for key in ("chains", "draws", "tune"):
+        if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
+            raise SpecError(f"spec {source}: {where} {key} must be a positive whole number, not {merged[key]!r}")
+    if not isinstance(merged["target_accept"], float) or not 0.5 <= merged["target_accept"] < 1:
+        raise SpecError(f"spec {source}: {where} target_accept must be a number in [0.5, 1), not {merged['target_accept']!r}")
+    return Sampler(merged["backend"], merged["chains"], merged["draws"], merged["tune"], merged["target_accept"])
+
+
+def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
+    _keys(raw, TOP_KEYS, "the top level", source)
+    if raw.get("schema_version") != 1:
+        raise SpecError(f"spec {source}: schema_version must be 1, not {raw.get('schema_version')!r}")
+    model = raw.get("model")
+    if model not in MODELS:
+        raise SpecError(f"spec {source}: unknown model {model!r}; expected one of {', '.join(MODELS)}"
+                        f"{_hint(str(model), MODELS)}")
+    data = _keys(raw.get("data", {}), {"source", "codebook"}, "[data]", source)
+    outcome = _keys(raw.get("outcome", {}), {"predictors", "interactions"}, "[outcome]", source)
+    predictors = []
+    for k, entry in enumerate(outcome.get("predictors", PAPER_PREDICTORS), start=1):
+        _keys(entry, {"name", "coding"}, f"[outcome] predictor {k}", source)
+        if entry.get("coding", "linear") not in CODINGS:
+            raise SpecError(f"spec {source}: predictor '{entry.get('name')}' coding must be one of {', '.join(CODINGS)}")
+        if not isinstance(entry.get("name"), str):
+            raise SpecError(f"spec {source}: [outcome] predictor {k} needs a name")
+        predictors.append(Predictor(entry["name"], entry.get("coding", "linear")))
+    names = {p.name for p in predictors}
+    interactions = tuple(tuple(i) for i in outcome.get("interactions", []))
+    for inter in interactions:
+        for name in inter:
+            if name not in names:
+                raise SpecError(f"spec {source}: interaction term '{name}' is not a predictor{_hint(name, names)}")
+    hierarchy = _keys(raw.get("hierarchy", {}), {"group", "varying", "municipality"}, "[hierarchy]", source)
+    measurement = _keys(raw.get("measurement", {}), {"structure"}, "[measurement]", source)
+    structure = measurement.get("structure", "second_order")
+    if structure not in ("second_order", "correlated"):
+        raise SpecError(f"spec {source}: [measurement] structure must be 'second_order' or 'correlated'")
+    priors_raw = _keys(raw.get("priors", {}), set(PRIORS_NEEDED[model]) | OPTIONAL_PRIORS, "[priors]", source)
+    priors = {name: _prior(name, value, source) for name, value in priors_raw.items()}
+    for name in PRIORS_NEEDED[model]:
+        if name not in priors:
+            raise SpecError(f"spec {source}: model {model} needs a prior for '{name}' in [priors]")
+    sampler = _sampler(raw.get("sampler", {}), DEFAULT_SAMPLER, "[sampler]", source)
+    quick = _sampler(raw.get("quick", {}), DEFAULT_SAMPLER | DEFAULT_QUICK | {"backend": sampler.backend,
+                                                                               "target_accept": sampler.target_accept},
+                     "[quick]", source)
+    varying = tuple(hierarchy.get("varying", ()))
+    for name in varying:
+        if name not in names:
+            raise SpecError(f"spec {source}: varying slope '{name}' is not a predictor{_hint(name, names)}")
+    return Spec(model, raw.get("description", ""), data.get("source", "reconstruction"), data.get("codebook", ""),
+                tuple(predictors), interactions, hierarchy.get("group", "activity"), varying,
+                bool(hierarchy.get("municipality", True)), structure, priors, sampler, quick, source, raw)
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"spec {path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"spec {path}: not valid TOML ({exc})") from None
+    return spec_from_dict(raw, source=str(path))

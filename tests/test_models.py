@@ -1,0 +1,136 @@
+"""Model ladder in tiers: structure (no sampling), smoke (2 chains x 50 draws), agreement with the MLE."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from bayes_intl import inference as inf
+from bayes_intl.errors import InputError, SpecError
+from bayes_intl.models import build_model, grid_probabilities
+from bayes_intl.spec import MODELS, load_spec, spec_from_dict
+from bayes_intl.store import load_run, save_run
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+SPECS = [m for m in MODELS]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    out = {}
+    for name in SPECS:
+        spec = load_spec(MODELS_DIR / f"{name}.toml")
+        out[name] = (spec, inf.load_model_data(spec))
+    return out
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_structure_builds_with_dims_and_finite_logp_and_gradient(name, loaded):
+    spec, data = loaded[name]
+    model = build_model(spec, data)
+    assert len(model.coords["firm"]) == 116
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+    if spec.has_outcome:
+        assert "internationalized" in model.named_vars
+        assert model.named_vars_to_dims["internationalized"] == ("firm",)
+    if spec.is_item_level:
+        assert len(model.coords["dimension"]) == 4
+        assert model.named_vars_to_dims["loading"] == ("item",)
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_smoke_samples_and_writes_a_loadable_run(name, loaded, tmp_path):
+    spec, data = loaded[name]
+    tiny = replace(spec.quick, chains=2, draws=50, tune=50)
+    model = build_model(spec, data)
+    idata = inf.sample(model, tiny, seed=3, progress=False)
+    inf.add_predictive(idata, model, spec, seed=3, prior_draws=50)
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 50
+    tables = {}
+    if spec.has_outcome:
+        t5 = inf.table5(spec, idata, data)
+        assert len(t5) == 18
+        assert ((t5["hdi_low"] <= t5["mean"]) & (t5["mean"] <= t5["hdi_high"])).all()
+        assert t5[["mean", "p_above_half"]].apply(lambda c: c.between(0, 1)).all().all()
+        coef = inf.coefficient_table(spec, idata, data)
+        assert {"Capinno", "Activity", "Size", "Constant"} <= set(coef["term"])
+        assert idata.log_likelihood["internationalized"].shape[-1] == 116
+        tables = {"table5": t5}
+    if spec.is_item_level:  # positive loadings identify the factor: no sign flipping between chains
+        assert float(idata.posterior["loading"].min()) > 0
+    folder = save_run(tmp_path / "run", idata=idata, tables=tables,
+                      record={"spec_sha256": spec.hash(), "data_sha256": "d" * 64, "data_provenance": data.provenance})
+    again, record = load_run(folder, spec_hash=spec.hash(), data_hash="d" * 64)
+    assert record["complete"] is True
+    np.testing.assert_array_equal(again.posterior["slope" if spec.has_outcome else "loading"].values,
+                                  idata.posterior["slope" if spec.has_outcome else "loading"].values)
+    with pytest.raises(InputError, match="spec_sha256"):
+        load_run(folder, spec_hash="0" * 64)
+
+
+@pytest.mark.parametrize("name", ["paper_logit", "hierarchical_logit"])
+def test_table5_predictor_agrees_with_the_models_own_likelihood(name, loaded):
+    """The numpy predictor behind Table 5 reproduces the PyMC model's pointwise log-likelihood."""
+    spec, data = loaded[name]
+    model = build_model(spec, data)
+    idata = inf.sample(model, replace(spec.quick, chains=2, draws=30, tune=30), seed=5, progress=False)
+    inf.add_predictive(idata, model, spec, seed=5, prior_draws=10)
+    p = grid_probabilities(spec, idata.posterior, data.firms, data.firms)  # (draw, firm)
+    y = data.firms["internationalized"].to_numpy()
+    expected = np.where(y == 1, np.log(p), np.log1p(-p))
+    actual = idata.log_likelihood["internationalized"].stack(s=("chain", "draw")).transpose("s", "firm").values
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_paper_logit_agrees_with_the_mle(loaded):
+    """Posterior medians within 0.15 of the MLE and posterior SDs within 20% of the MLE SEs."""
+    spec, data = loaded["paper_logit"]
+    model = build_model(spec, data)
+    idata = inf.sample(model, spec.sampler, seed=20150601, progress=False)
+    coef = inf.coefficient_table(spec, idata, data)
+    coef = coef[coef["scale"] == "log-odds"].set_index("term")
+    for term in ("Capinno", "Activity", "Size", "Constant"):
+        assert abs(coef.loc[term, "post_median"] - coef.loc[term, "mle_b"]) < 0.15, term
+        assert abs(coef.loc[term, "post_sd"] / coef.loc[term, "mle_se"] - 1) < 0.20, term
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"model": "paper_logitt"}, "did you mean 'paper_logit'"),
+    ({"samplr": {}}, "did you mean 'sampler'"),
+    ({"sampler": {"chains": "four"}}, "chains must be a positive whole number"),
+    ({"sampler": {"backend": "stan"}}, "backend 'stan'"),
+    ({"priors": {"intercept": {"dist": "Cauchy", "mu": 0, "sigma": 1}, "slope": {"dist": "Normal", "mu": 0, "sigma": 1}}},
+     "unknown distribution 'Cauchy'"),
+    ({"priors": {"intercept": {"dist": "Normal", "mu": 0, "sd": 1}, "slope": {"dist": "Normal", "mu": 0, "sigma": 1}}},
+     "has no parameter 'sd'"),
+    ({"priors": {"intercept": {"dist": "Normal", "mu": 0, "sigma": 1}}}, "needs a prior for 'slope'"),
+    ({"outcome": {"interactions": [["capinno", "region"]]}}, "interaction term 'region'"),
+    ({"schema_version": 2}, "schema_version must be 1"),
+])
+def test_bad_spec_is_refused(change, fragment):
+    import tomllib
+    raw = tomllib.loads((MODELS_DIR / "paper_logit.toml").read_text()) | change
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(raw, source="bad.toml")
+    assert fragment in str(info.value) and "bad.toml" in str(info.value)
+
+
+def test_categorical_size_and_interaction_need_no_code(loaded):
+    import tomllib
+    raw = tomllib.loads((MODELS_DIR / "paper_logit.toml").read_text())
+    raw["outcome"] = {"predictors": [{"name": "capinno"}, {"name": "activity"}, {"name": "size", "coding": "categorical"}],
+                      "interactions": [["capinno", "activity"]]}
+    spec = spec_from_dict(raw)
+    model = build_model(spec, loaded["paper_logit"][1])
+    assert model.coords["term"] == ("capinno", "activity", "size[1]", "size[2]", "capinno:activity")
+    assert expit(0) == 0.5
