@@ -4,9 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: analysis test test-slow clean
+.PHONY: analysis test test-slow benchmark clean blas
 
-$(STAMP): pyproject.toml
+# PyTensor (under PyMC) needs a BLAS library it can link; without one it warns and runs many
+# times slower. Install Debian's OpenBLAS when missing and we may (root with apt); else advise.
+blas:
+	@ldconfig -p 2>/dev/null | grep -q 'libopenblas.so ' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq libopenblas-dev >/dev/null) || echo "note: could not install libopenblas-dev; PyTensor will be slower"; \
+	  else echo "note: install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas-dev) for faster PyTensor"; fi; }
+
+$(STAMP): pyproject.toml | blas
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -21,6 +29,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/samplers.py
 
 clean:
 	rm -rf $(VENV) reports/audit reports/baseline reports/runs

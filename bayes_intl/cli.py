@@ -186,8 +186,10 @@ def cmd_fit(args) -> int:
     from .store import package_versions, save_run
 
     spec = load_spec(args.spec)
-    data = load_model_data(spec, args.data, seed=args.seed)
     sampler = spec.quick if args.quick else spec.sampler
+    if args.ensemble:
+        return _fit_ensemble(args, spec, sampler)
+    data = load_model_data(spec, args.data, seed=args.seed)
     model = build_model(spec, data)
     started = time.perf_counter()
     idata = sample(model, sampler, seed=args.seed, progress=not args.json)
@@ -246,6 +248,71 @@ def cmd_fit(args) -> int:
     return 1 if (args.strict and not diagnostics.passed) else 0
 
 
+def _fit_ensemble(args, spec, sampler) -> int:
+    from .inference import ensemble_tables, fit_ensemble
+    from .report import fmt, text_table
+    from .store import package_versions, write_csv, write_json
+
+    n = args.members or len(ensemble_tables())
+    coef, cells = fit_ensemble(spec, sampler, seed=args.seed, members=n, progress=not args.json)
+    folder = Path(args.out) / f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{args.seed}{'-quick' if args.quick else ''}"
+    note = "RECONSTRUCTED data: the shipped ensemble of reconstructions (not the real survey)"
+    write_csv(folder / "ensemble_coefficients.csv", coef, header_note=note)
+    write_csv(folder / "ensemble_table5.csv", cells, header_note=note)
+    record = {"model": spec.model, "spec_sha256": spec.hash(), "members": n, "seed": args.seed,
+              "sampler": sampler.__dict__, "data_provenance": note, "versions": package_versions(), "complete": True}
+    write_json(folder / "run.json", record)
+    if args.json:
+        _emit_json({"run": str(folder), "coefficients": coef.to_dict(orient="records"),
+                    "table5": cells.to_dict(orient="records"), "members": n})
+        return 0
+    print(f"{spec.model} across {n} reconstructions ({note})\n")
+    print("Coefficients: pooled posterior, and how much of the spread is the reconstruction's")
+    print(text_table(["term", "pooled mean", "94% HDI", "between-reconstruction SD", "within-posterior SD",
+                      "member means"], [
+        [r.term, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
+         fmt(r.within_sd, 3), f"{fmt(r.member_mean_min, 2)} .. {fmt(r.member_mean_max, 2)}"] for r in coef.itertuples()]))
+    print("\nTable 5 cells: pooled P(internationalized) with between- and within-spread")
+    print(text_table(["cell", "pooled mean", "94% HDI", "between SD", "within SD"], [
+        [r.id, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
+         fmt(r.within_sd, 3)] for r in cells.itertuples()]))
+    print(f"Written: {folder}/")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .errors import InputError
+    from .inference import compare_loo
+    from .report import fmt, text_table
+    from .store import load_run, write_csv, write_json
+
+    runs = {}
+    for folder in args.runs:
+        idata, record = load_run(folder)
+        runs[record.get("run_id", Path(folder).name)] = idata
+    try:
+        table = compare_loo(runs)
+    except ValueError as exc:
+        raise InputError(", ".join(args.runs), str(exc)) from None
+    out = Path(args.out)
+    frame = table.reset_index().rename(columns={"index": "run"})
+    write_csv(out / "loo.csv", frame)
+    payload = {"loo": frame.to_dict(orient="records"), "runs": args.runs,
+               "note": "PSIS-LOO on the outcome log-likelihood only; elpd_loo higher is better"}
+    write_json(out / "loo.json", payload)
+    if args.json:
+        _emit_json(payload)
+        return 0
+    print("Model comparison, PSIS-LOO on the outcome (internationalized) only; higher elpd is better")
+    print(text_table(["run", "rank", "elpd_loo", "SE", "elpd diff", "diff SE", "p_loo", "max Pareto k", "k > 0.7"], [
+        [r.run, str(r.rank), fmt(r.elpd_loo, 2), fmt(r.se, 2), fmt(r.elpd_diff, 2), fmt(r.dse, 2), fmt(r.p_loo, 2),
+         fmt(r.pareto_k_max, 2), str(r.pareto_k_over_0_7)] for r in frame.itertuples()], max_width=80))
+    print("A difference smaller than about twice its SE is not a difference. Pareto k > 0.7 marks firms whose "
+          "influence makes that firm's LOO estimate unreliable.")
+    print(f"Written: {out / 'loo.csv'}, {out / 'loo.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-intl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
@@ -289,9 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20150601, help="one seed for prior, posterior and predictive draws")
     p.add_argument("--quick", action="store_true", help="the spec's [quick] sampler settings, for a first look")
     p.add_argument("--strict", action="store_true", help="exit 1 when the diagnostic gate is missed")
+    p.add_argument("--ensemble", action="store_true",
+                   help="fit across the reconstruction ensemble and split the spread into between- and within-")
+    p.add_argument("--members", type=int, default=None, help="with --ensemble: the best N members (default: all)")
     p.add_argument("--out", default="reports/runs", help="where run folders go (default: reports/runs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare", help="PSIS-LOO comparison of saved runs on the same outcome data")
+    p.add_argument("runs", nargs="+", help="run folders written by bayes-intl fit")
+    p.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -228,14 +229,82 @@ def level_points(spec: Spec, idata: az.InferenceData, data: ModelData) -> dict[s
 
 
 def compare_loo(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
-    """PSIS-LOO on the outcome's log-likelihood only (never the joint item + outcome likelihood)."""
-    outcome_only = {}
+    """PSIS-LOO on the outcome's log-likelihood only (never the joint item + outcome likelihood).
+
+    Refuses runs whose observed outcomes differ: LOO compares models of the same data.
+    """
+    outcome_only, reference = {}, None
     for name, idata in runs.items():
-        ll = idata.log_likelihood[[OUTCOME]]
-        outcome_only[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=ll)
+        if "log_likelihood" not in idata or OUTCOME not in idata.log_likelihood:
+            raise ValueError(f"run {name} has no outcome log-likelihood (a measurement-only model?)")
+        y = idata.observed_data[OUTCOME].values
+        if reference is None:
+            reference = y
+        elif y.shape != reference.shape or not np.array_equal(y, reference):
+            raise ValueError(f"run {name} was fitted to different outcome data; LOO compares models of the same data")
+        outcome_only[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=idata.log_likelihood[[OUTCOME]])
     table = az.compare(outcome_only, ic="loo")
-    pareto = {name: float((az.loo(d, pointwise=True).pareto_k > 0.7).sum()) for name, d in outcome_only.items()}
-    table["pareto_k_above_0.7"] = [pareto[n] for n in table.index]
+    loos = {name: az.loo(d, pointwise=True) for name, d in outcome_only.items()}
+    table["pareto_k_max"] = [float(loos[n].pareto_k.max()) for n in table.index]
+    table["pareto_k_over_0_7"] = [int((loos[n].pareto_k > 0.7).sum()) for n in table.index]
     return table
 
 
+def ensemble_tables() -> list[tuple[float, CellTable]]:
+    """The shipped reconstruction ensemble: (k, cell table) per member, best first."""
+    from importlib import resources
+
+    from .reconstruct import PROVENANCE
+
+    path = Path(str(resources.files("bayes_intl").joinpath("data/reconstruction_ensemble.csv")))
+    frame = pd.read_csv(path)
+    members = []
+    for member, cells in frame.groupby("member", sort=True):
+        table = cells[["size", "capinno", "activity", "n", "y"]].reset_index(drop=True).astype("int64")
+        members.append((float(cells["k"].iloc[0]), CellTable(table, f"{path} member {member}", PROVENANCE)))
+    return members
+
+
+def fit_ensemble(spec: Spec, sampler: Sampler, *, seed: int, members: int | None = None,
+                 progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit ``spec`` on each reconstruction of the ensemble; pool the draws and split the spread.
+
+    For every coefficient and Table 5 cell: the pooled posterior mean and 94% HDI, the
+    between-reconstruction SD (of the members' posterior means) and the within-posterior SD
+    (the members' posterior SDs, averaged).
+    """
+    from tqdm.auto import tqdm
+
+    from .simulate import simulate_survey, survey_codebook
+
+    coef_rows, cell_rows = [], []
+    chosen = ensemble_tables()[: members or None]
+    for i, (k, table) in enumerate(tqdm(chosen, desc="ensemble", unit="fit", disable=not progress)):
+        if spec.is_item_level:
+            survey = simulate_survey(table, seed=seed)
+            validated = validate_survey(survey.frame, survey_codebook(), source=f"synthetic survey of {table.source}")
+            data = ModelData(validated.firms, validated, validated.source, validated.provenance)
+        else:
+            data = ModelData(table.to_firms().firms, None, table.source, table.provenance)
+        model = build_model(spec, data)
+        idata = sample(model, sampler, seed=seed + i, progress=False)
+        for term, draws in coefficient_draws(spec, idata.posterior).items():
+            coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "draw": np.arange(len(draws)),
+                                           "value": draws}))
+        probs = grid_probabilities(spec, idata.posterior, data.firms, table5_grid())
+        grid = table5_grid()
+        cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel(),
+                                       "value": probs.ravel()}))
+    return _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id")
+
+
+def _spread(draws: pd.DataFrame, key: str) -> pd.DataFrame:
+    rows = []
+    for name, group in draws.groupby(key, sort=False):
+        by_member = group.groupby("member")["value"]
+        hdi = _hdi(group["value"].to_numpy()[:, None])[0]
+        rows.append({key: name, "members": by_member.ngroups, "pooled_mean": group["value"].mean(),
+                     "hdi_low": hdi[0], "hdi_high": hdi[1], "between_sd": by_member.mean().std(ddof=1),
+                     "within_sd": by_member.std(ddof=1).mean(), "member_mean_min": by_member.mean().min(),
+                     "member_mean_max": by_member.mean().max()})
+    return pd.DataFrame(rows)

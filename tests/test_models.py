@@ -134,3 +134,31 @@ def test_categorical_size_and_interaction_need_no_code(loaded):
     model = build_model(spec, loaded["paper_logit"][1])
     assert model.coords["term"] == ("capinno", "activity", "size[1]", "size[2]", "capinno:activity")
     assert expit(0) == 0.5
+
+
+def _tiny_run(spec, data, seed=7):
+    model = build_model(spec, data)
+    idata = inf.sample(model, replace(spec.quick, chains=2, draws=60, tune=60), seed=seed, progress=False)
+    inf.add_predictive(idata, model, spec, seed=seed, prior_draws=20)
+    return idata
+
+
+def test_loo_comparison_on_the_outcome_and_refusal_of_different_data(loaded):
+    paper = _tiny_run(*loaded["paper_logit"])
+    hier = _tiny_run(*loaded["hierarchical_logit"])
+    table = inf.compare_loo({"paper": paper, "hier": hier})
+    assert set(table.index) == {"paper", "hier"}
+    assert {"elpd_loo", "pareto_k_max", "pareto_k_over_0_7"} <= set(table.columns)
+    other = paper.copy()
+    other.observed_data["internationalized"] = 1 - other.observed_data["internationalized"]
+    with pytest.raises(ValueError, match="different outcome data"):
+        inf.compare_loo({"paper": paper, "other": other})
+
+
+def test_ensemble_splits_between_and_within_spread(loaded):
+    spec = loaded["paper_logit"][0]
+    coef, cells = inf.fit_ensemble(spec, replace(spec.quick, chains=2, draws=60, tune=60), seed=1, members=2)
+    assert set(coef["term"]) == {"Capinno", "Activity", "Size", "Constant"}
+    assert (coef["members"] == 2).all() and len(cells) == 18
+    assert (coef["between_sd"] >= 0).all() and (coef["within_sd"] > 0).all()
+    assert (coef["member_mean_min"] <= coef["member_mean_max"]).all()
