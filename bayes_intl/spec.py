@@ -106,9 +106,22 @@ class Spec:
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _hint(key: str, options) -> str:
+def did_you_mean(key: str, options) -> str:
+    """'; did you mean 'x'?' for the closest option, or ''."""
     close = difflib.get_close_matches(key, list(options), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """Parse a TOML configuration file, refusing a missing or malformed one with a one-line SpecError."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{what} {path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{what} {path}: not valid TOML ({exc})") from None
 
 
 def _keys(table: Any, allowed, where: str, source: str) -> dict:
@@ -116,7 +129,7 @@ def _keys(table: Any, allowed, where: str, source: str) -> dict:
         raise SpecError(f"spec {source}: {where} must be a table")
     for key in table:
         if key not in allowed:
-            raise SpecError(f"spec {source}: unknown key '{key}' in {where}{_hint(key, allowed)}")
+            raise SpecError(f"spec {source}: unknown key '{key}' in {where}{did_you_mean(key, allowed)}")
     return table
 
 
@@ -126,14 +139,14 @@ def _prior(name: str, raw: Any, source: str) -> Prior:
     dist = raw["dist"]
     if dist not in DISTRIBUTIONS:
         raise SpecError(f"spec {source}: prior '{name}' uses unknown distribution {dist!r}; "
-                        f"expected one of {', '.join(DISTRIBUTIONS)}{_hint(str(dist), DISTRIBUTIONS)}")
+                        f"expected one of {', '.join(DISTRIBUTIONS)}{did_you_mean(str(dist), DISTRIBUTIONS)}")
     params = []
     for key, value in raw.items():
         if key == "dist":
             continue
         if key not in DISTRIBUTIONS[dist]:
             raise SpecError(f"spec {source}: prior '{name}' ({dist}) has no parameter '{key}'; "
-                            f"it takes {', '.join(DISTRIBUTIONS[dist])}{_hint(key, DISTRIBUTIONS[dist])}")
+                            f"it takes {', '.join(DISTRIBUTIONS[dist])}{did_you_mean(key, DISTRIBUTIONS[dist])}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"spec {source}: prior '{name}' parameter '{key}' must be a number, not {value!r}")
         params.append((key, float(value)))
@@ -162,7 +175,7 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     model = raw.get("model")
     if model not in MODELS:
         raise SpecError(f"spec {source}: unknown model {model!r}; expected one of {', '.join(MODELS)}"
-                        f"{_hint(str(model), MODELS)}")
+                        f"{did_you_mean(str(model), MODELS)}")
     data = _keys(raw.get("data", {}), {"source", "codebook"}, "[data]", source)
     outcome = _keys(raw.get("outcome", {}), {"predictors", "interactions"}, "[outcome]", source)
     predictors = []
@@ -178,7 +191,7 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     for inter in interactions:
         for name in inter:
             if name not in names:
-                raise SpecError(f"spec {source}: interaction term '{name}' is not a predictor{_hint(name, names)}")
+                raise SpecError(f"spec {source}: interaction term '{name}' is not a predictor{did_you_mean(name, names)}")
     hierarchy = _keys(raw.get("hierarchy", {}), {"group", "varying", "municipality"}, "[hierarchy]", source)
     measurement = _keys(raw.get("measurement", {}), {"structure"}, "[measurement]", source)
     structure = measurement.get("structure", "second_order")
@@ -196,18 +209,11 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     varying = tuple(hierarchy.get("varying", ()))
     for name in varying:
         if name not in names:
-            raise SpecError(f"spec {source}: varying slope '{name}' is not a predictor{_hint(name, names)}")
+            raise SpecError(f"spec {source}: varying slope '{name}' is not a predictor{did_you_mean(name, names)}")
     return Spec(model, raw.get("description", ""), data.get("source", "reconstruction"), data.get("codebook", ""),
                 tuple(predictors), interactions, hierarchy.get("group", "activity"), varying,
                 bool(hierarchy.get("municipality", True)), structure, priors, sampler, quick, source, raw)
 
 
 def load_spec(path: str | Path) -> Spec:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"spec {path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec {path}: not valid TOML ({exc})") from None
-    return spec_from_dict(raw, source=str(path))
+    return spec_from_dict(read_toml(path, "spec"), source=str(path))

@@ -8,9 +8,7 @@ outcome) and each item's dimension, type, levels and reverse coding. ``read_surv
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pandas as pd
 from .constructs import capinno_index, inegi_size
 from .data import PROVENANCE_COLUMN, CellTable, FirmTable
 from .errors import InputError, SpecError
+from .spec import did_you_mean, read_toml
 
 ITEM_TYPES = ("ordinal", "binary", "count", "continuous")
 COLUMN_ROLES = ("firm_id", "activity", "size", "employees", "municipality", "outcome")
@@ -98,27 +97,15 @@ def coded_items(responses: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
                         index=responses.index)
 
 
-def _did_you_mean(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _check_keys(table: dict, allowed: set, where: str, path) -> None:
     for key in table:
         if key not in allowed:
-            raise SpecError(f"codebook {path}: unknown key '{key}' in {where}{_did_you_mean(key, allowed)}")
+            raise SpecError(f"codebook {path}: unknown key '{key}' in {where}{did_you_mean(key, allowed)}")
 
 
 def load_codebook(path: str | Path) -> Codebook:
     """Parse and check a codebook TOML file (unknown keys and wrong types are refused)."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"codebook {path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"codebook {path}: not valid TOML ({exc})") from None
-    return codebook_from_dict(raw, source=str(path))
+    return codebook_from_dict(read_toml(path, "codebook"), source=str(path))
 
 
 def codebook_from_dict(raw: dict[str, Any], *, source: str = "<codebook>") -> Codebook:
@@ -147,7 +134,7 @@ def codebook_from_dict(raw: dict[str, Any], *, source: str = "<codebook>") -> Co
                 raise SpecError(f"codebook {source}: [[item]] number {k} needs '{key}' as a string")
         if entry["type"] not in ITEM_TYPES:
             raise SpecError(f"codebook {source}: item '{entry['name']}' has type {entry['type']!r}; "
-                            f"expected one of {', '.join(ITEM_TYPES)}{_did_you_mean(entry['type'], ITEM_TYPES)}")
+                            f"expected one of {', '.join(ITEM_TYPES)}{did_you_mean(entry['type'], ITEM_TYPES)}")
         levels = entry.get("levels")
         if entry["type"] == "ordinal":
             if not (isinstance(levels, list) and len(levels) == 2 and all(isinstance(v, int) for v in levels)
@@ -232,12 +219,12 @@ def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
     role_cols = {role: col for role, col in cb.columns.items()}
     for role, col in role_cols.items():
         if col not in frame.columns:
-            raise InputError(path, f"the {role} column '{col}' named in the codebook{_did_you_mean(col, frame.columns)}",
+            raise InputError(path, f"the {role} column '{col}' named in the codebook{did_you_mean(col, frame.columns)}",
                              column=col)
     for item in cb.items:
         if item.name not in frame.columns:
             raise InputError(path, f"item '{item.name}' listed in the codebook ({item.dimension})"
-                             f"{_did_you_mean(item.name, frame.columns)}", column=item.name)
+                             f"{did_you_mean(item.name, frame.columns)}", column=item.name)
     used = list(role_cols.values()) + [i.name for i in cb.items]
     missing = frame[used].isna()
     dropped: tuple[int, ...] = ()

@@ -78,7 +78,11 @@ def main() -> None:
             if backend == "numpyro" and importlib.util.find_spec("numpyro") is None:
                 rows.append({"backend": backend, "firms": len(data.firms), "note": "not installed (jax, numpyro)"})
                 continue
-            rows.append(run(backend, data, spec, seed=20150601))
+            try:
+                rows.append(run(backend, data, spec, seed=20150601))
+            except Exception as exc:  # a backend that cannot run this model is a result too
+                first = str(exc).strip().splitlines()[0][:120]
+                rows.append({"backend": backend, "firms": len(data.firms), "note": f"failed: {type(exc).__name__}: {first}"})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     header = (f"# Sampler benchmark: latent_factor, {spec.sampler.chains} chains x {spec.sampler.draws} draws "
