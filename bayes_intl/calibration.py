@@ -20,7 +20,7 @@ from scipy.special import expit
 from .data import load_default
 from .inference import sample
 from .models import ModelData, build_model
-from .simulate import ITEM_TABLE, PROVENANCE, SECOND_ORDER, _items_for, survey_codebook
+from .simulate import ITEM_TABLE, PROVENANCE, SECOND_ORDER, item_responses, survey_codebook
 from .spec import Spec
 from .survey import validate_survey
 
@@ -57,7 +57,7 @@ def simulate_latent(seed: int) -> ModelData:
     base = load_default().to_firms().firms
     rng = np.random.default_rng(seed)
     eta = rng.normal(size=len(base))
-    responses, _ = _items_for(rng, eta)
+    responses, _ = item_responses(rng, eta)
     frame = pd.DataFrame({"firm_id": [f"F{i:03d}" for i in range(1, len(base) + 1)],
                           "activity": base["activity"].to_numpy(), "size": base["size"].to_numpy(),
                           "internationalized": _outcome(rng, eta, base["size"].to_numpy(), base["activity"].to_numpy())})

@@ -131,7 +131,7 @@ def _employees(rng, size: np.ndarray, activity: np.ndarray) -> np.ndarray:
     return out
 
 
-def _items_for(rng, eta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def item_responses(rng, eta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Items for firms with latent capability eta: (responses by item, dimension factor scores)."""
     factors = {d: g * eta + np.sqrt(1 - g**2) * rng.normal(size=len(eta)) for d, g in SECOND_ORDER.items()}
     factors["innovation"] = eta
@@ -160,7 +160,7 @@ def simulate_survey(frame: CellTable | FirmTable, *, seed: int = 20150601, max_r
     band = firms["capinno"].to_numpy()
     shift = np.zeros(n)
     eta = BAND_CENTRES[band] + rng.normal(0, 0.4, n)
-    responses, factors = _items_for(rng, eta)
+    responses, factors = item_responses(rng, eta)
     codebook = survey_codebook()
     dims = codebook.dimension_items()
     for round_ in range(max_rounds):
@@ -170,7 +170,7 @@ def simulate_survey(frame: CellTable | FirmTable, *, seed: int = 20150601, max_r
             break
         shift[wrong] += 0.15 * np.sign(band[wrong] - index["capinno"].to_numpy()[wrong])
         eta[wrong] = BAND_CENTRES[band[wrong]] + shift[wrong] + rng.normal(0, 0.4, len(wrong))
-        new, new_factors = _items_for(rng, eta[wrong])
+        new, new_factors = item_responses(rng, eta[wrong])
         for name in responses:
             responses[name] = responses[name].copy()
             responses[name][wrong] = new[name]
