@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: analysis test test-slow benchmark clean blas
+.PHONY: analysis test test-slow benchmark clean blas browser
 
 # PyTensor (under PyMC) needs a BLAS library it can link; without one it warns and runs many
 # times slower. Install Debian's OpenBLAS when missing and we may (root with apt); else advise.
@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml | blas
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-analysis: $(STAMP)
-	$(BIN)/bayes-intl audit
-	$(BIN)/bayes-intl baseline
+# The report test opens the HTML report in headless Chromium: install Debian's package when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "note: could not install chromium; the browser tests will fail"; \
+	  else echo "note: install Chromium (Debian/Ubuntu: sudo apt-get install chromium) for the browser tests"; fi; }
 
-test: $(STAMP)
+# The whole re-analysis, ending with the report's path. QUICK=1 for the few-minute first look.
+analysis: $(STAMP)
+	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
@@ -34,4 +42,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/samplers.py
 
 clean:
-	rm -rf $(VENV) reports/audit reports/baseline reports/runs
+	rm -rf $(VENV) reports/audit reports/baseline reports/runs reports/analysis reports/report

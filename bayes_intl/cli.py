@@ -176,51 +176,24 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    import time
-
-    from .inference import (add_predictive, coefficient_table, diagnose, level_points, load_model_data,
-                            model_data_hash, parameter_names, sample, table5)
-    from .models import build_model
+    from .pipeline import fit_run
     from .report import fmt, text_table
     from .spec import load_spec
-    from .store import package_versions, save_run
 
     spec = load_spec(args.spec)
     sampler = spec.quick if args.quick else spec.sampler
     if args.ensemble:
         return _fit_ensemble(args, spec, sampler)
-    data = load_model_data(spec, args.data, seed=args.seed)
-    model = build_model(spec, data)
-    started = time.perf_counter()
-    idata = sample(model, sampler, seed=args.seed, progress=not args.json)
-    seconds = time.perf_counter() - started
-    add_predictive(idata, model, spec, seed=args.seed)
-    diagnostics = diagnose(idata, parameter_names(model))
-    tables = {}
-    if spec.has_outcome:
-        tables["table5"] = table5(spec, idata, data)
-        tables["table5_prior"] = table5(spec, idata, data, group="prior")
-        tables["coefficients"] = coefficient_table(spec, idata, data)
-    spec_hash, d_hash = spec.hash(), model_data_hash(data)
-    run_id = f"{spec.model}-{spec_hash[:8]}-{d_hash[:8]}-seed{args.seed}{'-quick' if args.quick else ''}"
-    folder = Path(args.out) / run_id
-    record = {
-        "run_id": run_id, "model": spec.model, "spec": str(spec.source), "spec_sha256": spec_hash,
-        "data": data.source, "data_sha256": d_hash, "data_provenance": data.provenance, "seed": args.seed,
-        "sampler": sampler.__dict__, "sampling_seconds": round(seconds, 1), "quick": args.quick,
-        "priors": {k: v.describe() for k, v in spec.priors.items()},
-        "capinno_levels": level_points(spec, idata, data) if spec.has_outcome else None,
-        "diagnostics": diagnostics.to_dict(), "versions": package_versions(),
-        "command": "bayes-intl " + " ".join(sys.argv[1:]) if sys.argv else "",
-    }
-    save_run(folder, idata=idata, tables=tables, record=record)
+    run = fit_run(args.spec, data=args.data, seed=args.seed, quick=args.quick, out=args.out, progress=not args.json)
+    folder, record, tables, d = run.folder, run.record, run.tables, run.diagnostics
     if args.json:
-        _emit_json({"run": str(folder), "diagnostics": diagnostics.to_dict(),
+        _emit_json({"run": str(folder), "diagnostics": d,
                     "coefficients": tables["coefficients"].to_dict(orient="records") if spec.has_outcome else [],
                     "table5": tables["table5"].to_dict(orient="records") if spec.has_outcome else [],
-                    "priors": record["priors"], "data_provenance": data.provenance})
+                    "priors": record["priors"], "data_provenance": record["data_provenance"]})
     else:
-        print(f"{spec.model}: {spec.description}\nData: {data.source} ({data.provenance})")
+        seconds = record["sampling_seconds"]
+        print(f"{spec.model}: {spec.description}\nData: {record['data']} ({record['data_provenance']})")
         print("Priors: " + "; ".join(f"{k} ~ {v}" for k, v in record["priors"].items()))
         print(f"Sampler: {sampler.backend}, {sampler.chains} chains x {sampler.draws} draws "
               f"({sampler.tune} tuning), {seconds:.1f} s\n")
@@ -242,16 +215,15 @@ def cmd_fit(args) -> int:
                        else "narrow: the priors, not only the data, shape Table 5")
             print(f"Prior predictive check: before the data, each Table 5 cell's 94% interval is on average "
                   f"{fmt(width, 2)} wide (table5_prior.csv); {verdict}.")
-        d = diagnostics
-        state = "PASSED" if d.passed else "MISSED"
-        print(f"\nDiagnostic gate {state}: max R-hat {d.r_hat_max:.3f}, min ESS bulk {d.ess_bulk_min:.0f} / tail "
-              f"{d.ess_tail_min:.0f}, {d.divergences} divergences (need <= 1.01, >= 400, 0)")
-        for item in d.failing:
+        state = "PASSED" if d["passed"] else "MISSED"
+        print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.3f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
+              f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)")
+        for item in d["failing"]:
             print(f"  missed: {item}")
-        if d.advice:
-            print(f"  what to try: {d.advice}")
+        if d["advice"]:
+            print(f"  what to try: {d['advice']}")
         print(f"Written: {folder}/ (posterior.nc, run.json{', table5.csv, coefficients.csv' if tables else ''})")
-    return 1 if (args.strict and not diagnostics.passed) else 0
+    return 1 if (args.strict and not d["passed"]) else 0
 
 
 def _fit_ensemble(args, spec, sampler) -> int:
@@ -319,6 +291,43 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from .pipeline import load_analysis, run_analysis
+
+    analysis = load_analysis(args.analysis)
+
+    def on_stage(stage) -> None:
+        if args.json:
+            return
+        state = "reused (inputs unchanged)" if stage.reused else f"{stage.seconds:.1f} s"
+        print(f"[{stage.name}] {state}: {stage.summary}", flush=True)
+
+    if not args.json:
+        print(f"Re-analysis: {analysis.description or analysis.source}{' (--quick preset)' if args.quick else ''}")
+    result = run_analysis(analysis, quick=args.quick, out=args.out, progress=not args.json, on_stage=on_stage)
+    if args.json:
+        _emit_json(result)
+        return 0
+    reused = sum(s["reused"] for s in result["stages"])
+    print(f"\nDone in {result['seconds']:.0f} s ({reused} of {len(result['stages'])} stages reused from the cache).")
+    print(f"Report: {result['report']}  (also report.md, tables/*.csv, figures/*.png beside it)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .pipeline import report_runs
+
+    written = report_runs(args.runs, args.out)
+    payload = {"index": str(written.index), "sections": written.sections, "figures": written.figures,
+               "written": [str(p) for p in written.files]}
+    if args.json:
+        _emit_json(payload)
+        return 0
+    print(f"Report of {len(args.runs)} run(s): {len(written.sections)} sections, {written.figures} figures")
+    print(f"Written: {written.index} (open it in a browser), {Path(written.index).parent / 'report.md'}, tables/, figures/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-intl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
@@ -374,6 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("run", help="the whole re-analysis: audit -> reconstruct -> survey -> refit -> models -> report")
+    p.add_argument("analysis", nargs="?", default="models/analysis.toml",
+                   help="an analysis specification (default: models/analysis.toml)")
+    p.add_argument("--quick", action="store_true", help="the quick preset: shipped reconstruction, short sampling")
+    p.add_argument("--out", default=None, help="output folder (default: the analysis file's 'out')")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write index.html, report.md and CSV tables for saved runs")
+    p.add_argument("runs", nargs="+", help="run folders written by bayes-intl fit or run")
+    p.add_argument("--out", default="reports/report", help="output folder (default: reports/report)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -7,6 +7,7 @@ Everything here computes; nothing plots or prints. The sampler backend comes fro
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,10 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
     # convert a model carrying custom initial values, and after sampling they are no longer needed.
     for rv in list(model.rvs_to_initial_values):
         model.rvs_to_initial_values[rv] = None
-    with model:
+    with model, warnings.catch_warnings():
+        # coarsened_latent's Beta density on the latent index is a Potential, which predictive sampling
+        # ignores. Table 5 does not use those draws (its CAPINNO levels are the band centres).
+        warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed)
         idata.extend(prior)
         observed = [rv.name for rv in model.observed_RVs]
@@ -243,11 +247,48 @@ def compare_loo(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
         elif y.shape != reference.shape or not np.array_equal(y, reference):
             raise ValueError(f"run {name} was fitted to different outcome data; LOO compares models of the same data")
         outcome_only[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=idata.log_likelihood[[OUTCOME]])
-    table = az.compare(outcome_only, ic="loo")
-    loos = {name: az.loo(d, pointwise=True) for name, d in outcome_only.items()}
+    with warnings.catch_warnings():  # high Pareto k is reported in the table, not as a warning
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        warnings.filterwarnings("ignore", message="The inplace keyword", module="arviz")  # ArviZ on pandas >= 3.1
+        table = az.compare(outcome_only, ic="loo")
+        loos = {name: az.loo(d, pointwise=True) for name, d in outcome_only.items()}
     table["pareto_k_max"] = [float(loos[n].pareto_k.max()) for n in table.index]
     table["pareto_k_over_0_7"] = [int((loos[n].pareto_k > 0.7).sum()) for n in table.index]
     return table
+
+
+def compare_groups(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
+    """PSIS-LOO for every run with an outcome, compared within groups of runs fitted to the same outcomes.
+
+    Runs fitted to different outcome data are never ranked against each other: each group gets
+    its own ranking, labelled by the runs' outcome-data hash.
+    """
+    import hashlib
+
+    groups: dict[str, dict[str, az.InferenceData]] = {}
+    for name, idata in runs.items():
+        if "log_likelihood" not in idata or OUTCOME not in idata.log_likelihood:
+            continue
+        y = np.ascontiguousarray(idata.observed_data[OUTCOME].values)
+        groups.setdefault(hashlib.sha256(y.tobytes()).hexdigest()[:8], {})[name] = idata
+    frames = []
+    for label, members in groups.items():
+        if len(members) > 1:
+            table = compare_loo(members)
+        else:
+            (name, idata), = members.items()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+                loo = az.loo(az.InferenceData(posterior=idata.posterior,
+                                              log_likelihood=idata.log_likelihood[[OUTCOME]]), pointwise=True)
+            table = pd.DataFrame({"rank": [0], "elpd_loo": [loo.elpd_loo], "p_loo": [loo.p_loo], "elpd_diff": [0.0],
+                                  "weight": [1.0], "se": [loo.se], "dse": [0.0], "warning": [loo.warning],
+                                  "scale": [loo.scale], "pareto_k_max": [float(loo.pareto_k.max())],
+                                  "pareto_k_over_0_7": [int((loo.pareto_k > 0.7).sum())]}, index=[name])
+        frames.append(table.assign(outcome_data=label))
+    frame = pd.concat(frames).reset_index().rename(columns={"index": "run"})
+    return frame[["outcome_data", "run", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "pareto_k_max",
+                  "pareto_k_over_0_7", "weight"]]
 
 
 def ensemble_tables() -> list[tuple[float, CellTable]]:
@@ -308,3 +349,102 @@ def _spread(draws: pd.DataFrame, key: str) -> pd.DataFrame:
                      "within_sd": by_member.std(ddof=1).mean(), "member_mean_min": by_member.mean().min(),
                      "member_mean_max": by_member.mean().max()})
     return pd.DataFrame(rows)
+
+
+# --- summaries the report shows (computed here; plots.py draws them) --------------------------
+
+def capinno_contrast(spec: Spec, idata: az.InferenceData, data: ModelData) -> pd.DataFrame:
+    """P(internationalized) of a high minus a low CAPINNO firm, per size and activity: mean and 94% HDI.
+
+    On the probability scale, so that models with different CAPINNO scales compare directly.
+    """
+    grid = table5_grid()
+    probs = grid_probabilities(spec, idata.posterior, data.firms, grid)
+    rows = []
+    for (size, activity), cells in grid.groupby(["size_name", "activity_name"], sort=False):
+        low = cells.index[cells["level"] == "low"][0]
+        high = cells.index[cells["level"] == "high"][0]
+        diff = probs[:, high] - probs[:, low]
+        hdi = _hdi(diff[:, None])[0]
+        rows.append({"size": size, "activity": activity, "mean": diff.mean(), "hdi_low": hdi[0], "hdi_high": hdi[1],
+                     "p_positive": (diff > 0).mean()})
+    return pd.DataFrame(rows)
+
+
+def _stacked(group, name: str, thin: int | None = None) -> np.ndarray:
+    values = group[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+    if thin and len(values) > thin:
+        values = values[np.linspace(0, len(values) - 1, thin).astype(int)]
+    return values
+
+
+def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
+    """Outcome calibration: firms binned by predicted P(internationalized); observed share beside the
+    predicted one, with the 94% interval of the share in replicated data."""
+    y = idata.observed_data[OUTCOME].to_numpy()
+    rep = _stacked(idata.posterior_predictive, OUTCOME)  # (draw, firm)
+    predicted = rep.mean(axis=0)
+    order = np.argsort(predicted, kind="stable")
+    rows = []
+    for b, idx in enumerate(np.array_split(order, bins)):
+        share = rep[:, idx].mean(axis=1)
+        rows.append({"bin": b + 1, "firms": len(idx), "predicted": predicted[idx].mean(), "observed": y[idx].mean(),
+                     "rep_low": np.quantile(share, 0.03), "rep_high": np.quantile(share, 0.97)})
+    return pd.DataFrame(rows)
+
+
+def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, dict]:
+    """Item-level posterior predictive check for a measurement model.
+
+    Per item: the observed mean beside the replicated means (94% interval) and the posterior
+    predictive p-value P(T_rep >= T_obs). Overall: the same p-value for the mean inter-item
+    correlation, the statistic a factor model exists to reproduce.
+    """
+    names = [n for n in idata.observed_data.data_vars if n.startswith("items_")]
+    obs_cols, rep_cols, labels = [], [], []
+    for name in names:
+        obs = idata.observed_data[name]
+        item_dim = [d for d in obs.dims if d != "firm"][0]
+        obs_cols.append(obs.transpose("firm", item_dim).to_numpy().astype(float))
+        rep_cols.append(_stacked(idata.posterior_predictive, name, thin).astype(float))  # (draw, firm, item)
+        labels += [str(v) for v in obs.coords[item_dim].values]
+    observed = np.concatenate(obs_cols, axis=1)
+    replicated = np.concatenate(rep_cols, axis=2)
+    obs_mean, rep_mean = observed.mean(axis=0), replicated.mean(axis=1)
+    items = pd.DataFrame({"item": labels, "observed": obs_mean, "replicated_mean": rep_mean.mean(axis=0),
+                          "rep_low": np.quantile(rep_mean, 0.03, axis=0), "rep_high": np.quantile(rep_mean, 0.97, axis=0),
+                          "ppp": (rep_mean >= obs_mean).mean(axis=0)})
+
+    def mean_correlation(matrix: np.ndarray) -> float:
+        keep = matrix.std(axis=0) > 0
+        corr = np.corrcoef(matrix[:, keep], rowvar=False)
+        return float(corr[np.triu_indices_from(corr, k=1)].mean())
+
+    t_obs = mean_correlation(observed)
+    t_rep = np.array([mean_correlation(r) for r in replicated])
+    overall = {"statistic": "mean inter-item correlation", "observed": t_obs, "replicated_mean": float(t_rep.mean()),
+               "rep_low": float(np.quantile(t_rep, 0.03)), "rep_high": float(np.quantile(t_rep, 0.97)),
+               "ppp": float((t_rep >= t_obs).mean()), "draws": int(len(t_rep))}
+    return items, overall
+
+
+def loading_table(idata: az.InferenceData) -> pd.DataFrame:
+    """Factor loadings (item and second-order) with posterior mean and 94% HDI."""
+    rows = []
+    for name in ("second_order_loading", "loading"):
+        if name not in idata.posterior:
+            continue
+        draws = _stacked(idata.posterior, name)
+        hdi = _hdi(draws)
+        dim = [d for d in idata.posterior[name].dims if d not in ("chain", "draw")][0]
+        for label, mean, (lo, hi) in zip(idata.posterior.coords[dim].values, draws.mean(axis=0), hdi):
+            rows.append({"parameter": name, "of": str(label), "mean": mean, "hdi_low": lo, "hdi_high": hi})
+    return pd.DataFrame(rows, columns=["parameter", "of", "mean", "hdi_low", "hdi_high"])
+
+
+def classification_changes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per Table 5 cell: the paper's classification (p > 0.5) and the posterior probability that it flips."""
+    paper_yes = table["paper"] > 0.5
+    p_flip = np.where(paper_yes, 1 - table["p_above_half"], table["p_above_half"])
+    return table[["id", "size", "capinno", "activity", "paper", "mean"]].assign(
+        paper_class=np.where(paper_yes, "yes", "no"), p_flip=p_flip)

@@ -19,13 +19,18 @@ PACKAGES = ("bayes_intl", "numpy", "scipy", "pandas", "statsmodels", "pymc", "py
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write text atomically: a reader sees the old file or the new one, never half of either."""
+    """Write UTF-8 text atomically: a reader sees the old file or the new one, never half of either."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -27,3 +27,26 @@ def random_cells(rng) -> pd.DataFrame:
                 n = int(rng.integers(2, 12))
                 rows.append((s, c, a, n, int(rng.integers(0, n + 1))))
     return pd.DataFrame(rows, columns=["size", "capinno", "activity", "n", "y"])
+
+
+TINY_SAMPLER = "[quick]\nchains = 2\ndraws = 60\ntune = 60\n"
+
+
+@pytest.fixture(scope="session")
+def quick_analysis(tmp_path_factory):
+    """One small end-to-end `run` (paper_logit and latent_factor, tiny sampler) shared by the report tests."""
+    import re
+    from pathlib import Path
+
+    from bayes_intl.pipeline import load_analysis, run_analysis
+
+    root = tmp_path_factory.mktemp("analysis")
+    models = Path(__file__).resolve().parents[1] / "models"
+    for name in ("paper_logit", "latent_factor"):
+        text = (models / f"{name}.toml").read_text()
+        (root / f"{name}.toml").write_text(re.sub(r"\[quick\].*\Z", TINY_SAMPLER, text, flags=re.S))
+    (root / "analysis.toml").write_text(
+        'seed = 7\nmodels = ["paper_logit.toml", "latent_factor.toml"]\n[quick.reconstruct]\nsearch = false\n')
+    analysis = load_analysis(root / "analysis.toml")
+    result = run_analysis(analysis, quick=True, out=root / "out", progress=False)
+    return analysis, result, root

@@ -1,0 +1,188 @@
+"""Figures for the report. The only module that imports matplotlib; it draws what it is given and
+never fits or summarises. Every function returns a ``matplotlib.figure.Figure``.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a screen
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+PAPER, MLE = "black", "0.45"
+MODEL_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def coefficient_forest(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Per term: the paper's 95% CI, the MLE's 95% CI and each model's 94% HDI (log-odds)."""
+    terms = list(dict.fromkeys(t for frame in tables.values() for t in frame["term"]))
+    rows = len(tables) + 2
+    fig = _figure(8, 0.5 + 0.32 * rows * len(terms))
+    ax = fig.add_subplot()
+    first = next(iter(tables.values())).set_index("term")
+    y = 0.0
+    ticks, labels = [], []
+    for term in terms:
+        base = y
+        if term in first.index and np.isfinite(first.loc[term, "paper_b"]):
+            r = first.loc[term]
+            ax.errorbar(r.paper_b, y, xerr=[[r.paper_b - r.paper_ci_low], [r.paper_ci_high - r.paper_b]], fmt="s",
+                        color=PAPER, capsize=3, label="paper 95% CI" if term == terms[0] else None)
+        y += 1
+        if term in first.index and np.isfinite(first.loc[term, "mle_b"]):
+            r = first.loc[term]
+            ax.errorbar(r.mle_b, y, xerr=[[r.mle_b - r.mle_ci_low], [r.mle_ci_high - r.mle_b]], fmt="D", color=MLE,
+                        mfc="white", capsize=3, label="MLE refit 95% CI" if term == terms[0] else None)
+        y += 1
+        for colour, (name, frame) in zip(MODEL_COLOURS, tables.items()):
+            frame = frame.set_index("term")
+            if term in frame.index:
+                r = frame.loc[term]
+                ax.errorbar(r.post_mean, y, xerr=[[r.post_mean - r.hdi_low], [r.hdi_high - r.post_mean]], fmt="o",
+                            color=colour, label=f"{name} 94% HDI" if term == terms[0] else None)
+            y += 1
+        ticks.append((base + y - 1) / 2)
+        labels.append(term)
+        ax.axhline(y - 0.5, color="0.9", lw=0.8)
+    ax.axvline(0, color="0.6", ls=":", lw=1)
+    ax.set_yticks(ticks, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("coefficient (log-odds); 0 = no effect")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def table5_dots(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Table 5's 18 cells: paper value, MLE, and each model's posterior mean with its 94% HDI."""
+    first = next(iter(tables.values()))
+    n = len(first)
+    fig = _figure(8, 1 + 0.36 * n)
+    ax = fig.add_subplot()
+    y = np.arange(n)
+    offset = np.linspace(-0.25, 0.25, len(tables)) if len(tables) > 1 else np.zeros(1)
+    for k, (colour, (name, frame)) in enumerate(zip(MODEL_COLOURS, tables.items())):
+        ax.errorbar(frame["mean"], y + offset[k], xerr=[frame["mean"] - frame["hdi_low"], frame["hdi_high"] - frame["mean"]],
+                    fmt="o", ms=4, color=colour, lw=1, label=f"{name}: mean, 94% HDI")
+    ax.scatter(first["paper"], y, marker="|", s=200, color=PAPER, zorder=5, label="paper (Table 5)")
+    ax.scatter(first["mle"], y, marker="D", s=22, facecolor="white", edgecolor=MLE, zorder=5, label="MLE refit")
+    ax.axvline(0.5, color="0.6", ls=":", lw=1)
+    ax.set_yticks(y, [f"{r.size} / {r.capinno} / {r.activity}" for r in first.itertuples()], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("P(internationalized); dotted line = the paper's 0.5 classification cut")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def rank_plot(idata, var_names: list[str], title: str) -> Figure:
+    """Rank plots per chain: flat, overlapping histograms mean the chains agree."""
+    import arviz as az
+
+    names = [v for v in var_names if v in idata.posterior]
+    sizes = [int(np.prod([idata.posterior.sizes[d] for d in idata.posterior[v].dims if d not in ("chain", "draw")]))
+             for v in names]
+    panels = min(sum(sizes), 12)
+    cols = min(panels, 4)
+    rows = int(np.ceil(panels / cols))
+    fig = _figure(2.6 * cols, 1.9 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    az.plot_rank(idata, var_names=names, ax=axes[:panels], kind="bars")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    for ax in axes[:panels]:
+        ax.title.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def calibration_plot(bins: dict[str, pd.DataFrame]) -> Figure:
+    """Observed share internationalized against the predicted probability, per bin of firms."""
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    for colour, (name, frame) in zip(MODEL_COLOURS, bins.items()):
+        ax.vlines(frame["predicted"], frame["rep_low"], frame["rep_high"], color=colour, alpha=0.35, lw=6)
+        ax.plot(frame["predicted"], frame["observed"], "o-", color=colour, ms=5, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted P(internationalized), bin average")
+    ax.set_ylabel("observed share internationalized")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def separation_plot(idata, title: str) -> Figure:
+    """Firms sorted by predicted probability; dark bars are internationalized firms."""
+    import arviz as az
+
+    fig = _figure(8, 1.3)
+    ax = fig.add_subplot()
+    az.plot_separation(idata, y="internationalized", y_hat="internationalized", expected_events=True, ax=ax)
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def item_ppc_plot(items: pd.DataFrame) -> Figure:
+    """Each item's observed mean against the 94% interval of its replicated means."""
+    fig = _figure(8, 1 + 0.22 * len(items))
+    ax = fig.add_subplot()
+    centre = items["replicated_mean"]
+    scale = (items["rep_high"] - items["rep_low"]).replace(0, np.nan) / 2
+    y = np.arange(len(items))
+    ax.hlines(y, (items["rep_low"] - centre) / scale, (items["rep_high"] - centre) / scale, color="C0", lw=4, alpha=0.4,
+              label="replicated data, 94% interval")
+    ax.scatter((items["observed"] - centre) / scale, y, color="black", s=14, zorder=3, label="observed")
+    ax.axvline(0, color="0.6", ls=":", lw=1)
+    ax.set_yticks(y, items["item"], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("item mean, in half-widths of the replicated interval from its centre")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return fig
+
+
+def loadings_plot(table: pd.DataFrame) -> Figure:
+    """Loadings with 94% HDIs: item loadings on their dimension, dimensions on CAPINNO."""
+    fig = _figure(7, 1 + 0.22 * len(table))
+    ax = fig.add_subplot()
+    y = np.arange(len(table))
+    colours = np.where(table["parameter"] == "second_order_loading", "C3", "C0")
+    ax.hlines(y, table["hdi_low"], table["hdi_high"], colors=colours, lw=2)
+    ax.scatter(table["mean"], y, c=colours, s=14, zorder=3)
+    labels = [f"{'CAPINNO -> ' if p == 'second_order_loading' else ''}{o}" for p, o in zip(table["parameter"], table["of"])]
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.6", ls=":", lw=1)
+    ax.set_xlabel("loading (posterior mean and 94% HDI)")
+    return fig
+
+
+def prior_posterior(prior: dict[str, np.ndarray], posterior: dict[str, np.ndarray], title: str) -> Figure:
+    """Prior (grey) against posterior (colour) for each named parameter."""
+    names = list(posterior)
+    cols = min(len(names), 4)
+    rows = int(np.ceil(len(names) / cols))
+    fig = _figure(2.6 * cols, 2.0 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, name in zip(axes, names):
+        post = posterior[name]
+        lo, hi = np.quantile(post, [0.001, 0.999])
+        if name in prior:
+            plo, phi = np.quantile(prior[name], [0.01, 0.99])
+            lo, hi = min(lo, plo), max(hi, phi)
+            ax.hist(prior[name], bins=40, range=(lo, hi), density=True, color="0.75", label="prior")
+        ax.hist(post, bins=40, range=(lo, hi), density=True, color="C0", alpha=0.75, label="posterior")
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return fig

@@ -1,0 +1,133 @@
+"""The whole pipeline (`bayes-intl run`), its stage cache, and the report it writes."""
+
+import base64
+import json
+import re
+import shutil
+from html import unescape
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bayes_intl.cli import main
+from bayes_intl.errors import InputError, SpecError
+from bayes_intl.pipeline import fit_run, load_analysis, run_analysis
+from bayes_intl.report import RECONSTRUCTED_NOTE, SECTION_TITLES
+from bayes_intl.store import load_run
+
+
+def test_run_writes_every_stage_and_a_report(quick_analysis):
+    _, result, _ = quick_analysis
+    names = [s["name"] for s in result["stages"]]
+    assert names == ["audit", "reconstruct", "survey", "baseline", "fit paper_logit", "fit latent_factor",
+                     "compare", "report"]
+    assert not any(s["reused"] for s in result["stages"])
+    for stage in result["stages"]:
+        assert stage["outputs"] and all(Path(p).exists() for p in stage["outputs"]), stage["name"]
+    assert Path(result["report"]).name == "index.html"
+
+
+def test_report_has_every_section_and_embedded_figures(quick_analysis):
+    _, result, _ = quick_analysis
+    index = Path(result["report"])
+    html = index.read_text()
+    headings = [unescape(h) for h in re.findall(r"<h2>(.*?)</h2>", html)]
+    assert headings == list(SECTION_TITLES)
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) >= 8  # forest, Table 5, rank x2, calibration, separation x2, items, loadings, priors x2
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (index.parent / "report.md").read_text()
+    assert all(f"## {title}" in markdown for title in SECTION_TITLES)
+    assert RECONSTRUCTED_NOTE in unescape(html) and RECONSTRUCTED_NOTE in markdown
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", markdown):
+        assert (index.parent / figure).exists()
+
+
+def test_report_tables_are_labelled_and_match_the_runs(quick_analysis):
+    _, result, _ = quick_analysis
+    tables = Path(result["report"]).parent / "tables"
+    for path in tables.glob("*.csv"):
+        assert path.read_text().startswith(f"# {RECONSTRUCTED_NOTE}"), path.name
+    table5 = pd.read_csv(tables / "table5.csv", comment="#")
+    assert len(table5) == 18
+    run = next(r for r in result["runs"] if "paper_logit" in r)
+    own = pd.read_csv(Path(run) / "table5.csv", comment="#")
+    shown = table5["paper_logit mean [94% HDI]"].str.split(" ").str[0].astype(float)
+    assert (shown - own["mean"]).abs().max() < 5e-4  # printed to 3 decimals
+    diagnostics = pd.read_csv(tables / "diagnostics.csv", comment="#")
+    assert set(diagnostics["model"]) == {"paper_logit", "latent_factor"}
+
+
+def test_second_run_reuses_every_stage_and_reruns_a_stale_one(quick_analysis):
+    analysis, first, root = quick_analysis
+    again = run_analysis(analysis, quick=True, out=root / "out", progress=False)
+    assert all(s["reused"] for s in again["stages"])
+    assert again["runs"] == first["runs"]
+    (root / "out" / "audit" / "audit.json").unlink()  # an output gone: that stage must run again
+    third = run_analysis(analysis, quick=True, out=root / "out", progress=False)
+    reused = {s["name"]: s["reused"] for s in third["stages"]}
+    assert reused["audit"] is False and reused["fit paper_logit"] is True
+    assert (root / "out" / "audit" / "audit.json").exists()
+
+
+def test_fit_run_refits_a_run_whose_recorded_hash_differs(quick_analysis, tmp_path):
+    analysis, result, root = quick_analysis
+    run = Path(next(r for r in result["runs"] if "paper_logit" in r))
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    table = root / "out" / "reconstruct" / "best_table.csv"
+    same = fit_run(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", progress=False,
+                   reuse=True)
+    assert same.reused
+    (copy / "run.json").write_text(json.dumps(record | {"data_sha256": "0" * 64}))
+    with pytest.raises(InputError, match="data_sha256"):
+        load_run(copy, data_hash=record["data_sha256"])
+    refit = fit_run(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", progress=False,
+                    reuse=True)
+    assert not refit.reused
+    assert json.loads((copy / "run.json").read_text())["data_sha256"] == record["data_sha256"]
+
+
+def test_report_command_json(quick_analysis, tmp_path, capsys):
+    _, result, _ = quick_analysis
+    assert main(["report", *result["runs"], "--out", str(tmp_path / "report"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"index", "sections", "figures", "written"}
+    assert payload["sections"] == list(SECTION_TITLES)
+    assert Path(payload["index"]).exists() and payload["figures"] >= 8
+    assert (tmp_path / "report" / "inputs" / "audit" / "audit.json").exists()
+
+
+@pytest.mark.parametrize("text, key", [
+    ('models = ["paper_logit.toml"]\nsed = 3\n', "sed"),
+    ('models = []\n', "models"),
+    ('models = ["nowhere.toml"]\n', "models"),
+    ('models = ["paper_logit.toml"]\n[reconstruct]\nchains = 0\n', "reconstruct.chains"),
+    ('models = ["paper_logit.toml"]\n[quick.reconstruct]\nsearch = "no"\n', "quick.reconstruct.search"),
+])
+def test_bad_analysis_files_are_refused_by_key(tmp_path, text, key):
+    shutil.copy(Path(__file__).resolve().parents[1] / "models" / "paper_logit.toml", tmp_path)
+    (tmp_path / "analysis.toml").write_text(text)
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'")):
+        load_analysis(tmp_path / "analysis.toml")
+
+
+def test_shipped_analysis_file_loads():
+    analysis = load_analysis(Path(__file__).resolve().parents[1] / "models" / "analysis.toml")
+    assert [Path(m).stem for m in analysis.models] == ["paper_logit", "hierarchical_logit", "coarsened_latent",
+                                                       "latent_factor"]
+    assert analysis.reconstruct["search"] is True and analysis.quick_reconstruct["search"] is False
+
+
+def test_run_command_json_reports_reuse(quick_analysis, capsys):
+    analysis, _, root = quick_analysis
+    assert main(["run", analysis.source, "--quick", "--out", str(root / "out"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"analysis", "quick", "out", "seconds", "report", "runs", "stages"}
+    assert payload["quick"] is True and Path(payload["report"]).exists()
+    assert all(set(s) == {"name", "reused", "seconds", "summary", "outputs"} for s in payload["stages"])
+    assert sum(s["reused"] for s in payload["stages"]) >= len(payload["stages"]) - 1
