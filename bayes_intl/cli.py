@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -405,11 +406,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
     except BayesIntlError as exc:
         print(f"bayes-intl {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"bayes-intl {args.command}: interrupted; files already written are intact and nothing half-written "
+              "was kept or marked complete", file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C and SIGTERM unwind the same way, so temporary files and folders are removed on the way
+    out; the flag stops work that swallows KeyboardInterrupt (nutpie keeps partial draws)."""
+    from .errors import INTERRUPTED
+
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

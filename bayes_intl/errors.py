@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
+# Set by the CLI's SIGINT/SIGTERM handler. nutpie catches KeyboardInterrupt and returns the draws
+# made so far; long steps check this flag so that an interrupted run is never saved as complete.
+INTERRUPTED = threading.Event()
+
+
+def check_interrupted() -> None:
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
 
 class BayesIntlError(Exception):
     """Base class: a failure the user can act on; the CLI prints one line and exits non-zero."""

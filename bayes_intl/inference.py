@@ -18,6 +18,7 @@ import pymc as pm
 
 from .baselines import fit_logit, table5_grid
 from .data import CellTable, load_default, read_outcome_data
+from .errors import check_interrupted
 from .models import LEVEL_NAMES, ModelData, build_model, capinno_levels, grid_probabilities
 from .paper import TABLE4_TERMS, load_paper
 from .spec import Sampler, Spec
@@ -73,6 +74,7 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
                               target_accept=sampler.target_accept, progress_bar=progress)
+        check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
     else:
         kwargs = {"nuts_sampler": "numpyro"} if sampler.backend == "numpyro" else {}
         with model:

@@ -152,6 +152,7 @@ def fit_run(spec_path: str | Path, *, data: str | None = None, seed: int = 20150
                 tables = {p.stem: pd.read_csv(p, comment="#") for p in folder.glob("*.csv")}
                 return FitRun(folder, record, tables, record["diagnostics"], reused=True)
     model = build_model(spec, model_data)
+    log.info("sampling %s: %d chains x %d draws (%s)", spec.model, sampler.chains, sampler.draws, sampler.backend)
     started = time.perf_counter()
     idata = sample(model, sampler, seed=seed, progress=progress)
     seconds = time.perf_counter() - started
