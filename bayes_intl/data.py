@@ -6,7 +6,10 @@ says what was expected there. Nothing here mutates the caller's frames.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, TooLargeError, UnreadableFileError
 
 CODES = {"size": (0, 1, 2), "capinno": (0, 1, 2), "activity": (0, 1)}
 CODE_MEANING = {"size": "0 micro, 1 small, 2 medium", "capinno": "0 low, 1 average, 2 high",
@@ -88,27 +91,77 @@ def data_hash(data: OutcomeData) -> str:
     return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InputError(path, "an existing file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "a header row and at least one data row; the file is empty")
-    suffix = path.suffix.lower()
+MAX_INPUT_MB = 200  # default input size limit; BAYES_INTL_MAX_INPUT_MB overrides it
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def max_input_bytes() -> int:
+    return int(float(os.environ.get("BAYES_INTL_MAX_INPUT_MB", MAX_INPUT_MB)) * 2**20)
+
+
+def _csv_text(path: Path) -> str:
+    """A CSV file's text, checked: UTF-8 (a BOM is fine), comma-separated, every row as wide as the header."""
+    raw = path.read_bytes()
     try:
-        if suffix == ".parquet":
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UnreadableFileError(path, f"UTF-8 text; byte {exc.start} (line {line}) is not UTF-8 (re-save the file "
+                                  "as UTF-8, e.g. 'CSV UTF-8' in Excel)", found=raw[exc.start:exc.start + 1]) from None
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, [])
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if delimiter in header[0]:
+                raise UnreadableFileError(path, f"comma-separated columns; the header is {name}-separated (save "
+                                          "it with commas, or convert it)", found=header[0][:60])
+    for number, row in enumerate(rows, start=1):
+        if row and len(row) != len(header):
+            raise UnreadableFileError(path, f"{len(header)} fields, as in the header (the file may be truncated "
+                                      "or mix delimiters)", row=number, found=f"{len(row)} fields")
+    return text
+
+
+def open_table(path: str | Path, *, suffixes=TABLE_SUFFIXES, as_text: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Read a table file for a validation layer, refusing unreadable ones: the frame and any SPSS value labels.
+
+    ``as_text`` keeps CSV cells as strings (the caller parses them); otherwise pandas infers
+    numbers and blank cells become missing.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFileError(path, "an existing file")
+    size = path.stat().st_size
+    if size > max_input_bytes():
+        raise TooLargeError(path, f"a file of at most {max_input_bytes() / 2**20:.3g} MB (set "
+                            "BAYES_INTL_MAX_INPUT_MB to raise the limit)", found=f"{size / 2**20:.3g} MB")
+    if size == 0:
+        raise UnreadableFileError(path, "a header row and at least one data row; the file is empty")
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        kinds = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise UnreadableFileError(path, f"a {kinds} file", found=suffix or "no extension")
+    labels: dict = {}
+    try:
+        if suffix == ".csv":
+            text = _csv_text(path)
+            frame = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False) if as_text
+                     else pd.read_csv(io.StringIO(text), keep_default_na=True, na_values=[""]))
+        elif suffix == ".parquet":
             frame = pd.read_parquet(path)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment=None)
         else:
-            raise InputError(path, "a .csv or .parquet file", found=suffix or "no extension")
+            import pyreadstat
+
+            frame, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+            labels = meta.variable_value_labels
     except InputError:
         raise
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
-        raise InputError(path, f"a readable {suffix} table ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # parser errors from pandas, pyarrow, pyreadstat
+        raise UnreadableFileError(path, f"a readable {suffix} file ({type(exc).__name__}: {exc})") from None
     if frame.empty:
-        raise InputError(path, "at least one data row below the header")
+        raise UnreadableFileError(path, "at least one data row below the header")
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return frame, labels
 
 
 def _require(frame: pd.DataFrame, path: Path, columns: Iterable[str], what: str) -> None:
@@ -152,7 +205,7 @@ def read_outcome_data(path: str | Path, *, outcome: str = OUTCOME,
     integers with y <= n. Firm rows: the predictors plus the 0/1 outcome.
     """
     path = Path(path)
-    frame = _read_raw(path)
+    frame, _ = open_table(path)
     predictors = tuple(predictors)
     is_cells = "n" in frame.columns or "y" in frame.columns
     _require(frame, path, predictors, "a predictor of the model")

@@ -1,4 +1,8 @@
-"""Typed errors with the location a user needs to fix their input, and the exit code the CLI uses."""
+"""Typed errors with the location a user needs to fix their input, and the exit code the CLI uses.
+
+Exit codes: 1 failed to run; 2 bad values in a data file; 3 bad specification (model, analysis or
+codebook TOML); 4 unreadable file; 5 file too large; 6 data and codebook disagree; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +40,30 @@ class InputError(BayesIntlError):
             where.append(f"row {row} (line {row + 1})")
         message = ", ".join(where) + f": expected {expected}"
         if found is not None:
+            if hasattr(found, "item") and callable(found.item):  # numpy scalars print as plain numbers
+                found = found.item()
+            if isinstance(found, float) and found.is_integer():
+                found = int(found)
             message += f", found {found!r}"
         super().__init__(message)
+
+
+class UnreadableFileError(InputError):
+    """The file cannot be read as a table at all: missing, empty, truncated, wrong delimiter, not UTF-8."""
+
+    exit_code = 4
+
+
+class TooLargeError(InputError):
+    """The file is larger than the input size limit (BAYES_INTL_MAX_INPUT_MB)."""
+
+    exit_code = 5
+
+
+class MismatchError(InputError):
+    """The data file and its codebook disagree (an item or column absent, value labels that differ)."""
+
+    exit_code = 6
 
 
 class SpecError(BayesIntlError):

@@ -144,7 +144,6 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     model.add_coord("dimension", dims)
     model.add_coord("item", [i.name for i in items])
     mask = np.array([[i.dimension == d for i in items] for d in dims], dtype=float)  # dimension x item
-    n = len(survey.firms)
     if spec.structure == "second_order":
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
         gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")

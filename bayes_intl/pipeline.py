@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import __version__
 from .errors import SpecError
 from .spec import did_you_mean, read_toml
 
@@ -317,7 +316,7 @@ def _stage_reconstruct(folder: Path, preset: dict, seed: int):
         from .reconstruct import reconstruct
 
         found = reconstruct(seed=seed, chains=preset["chains"], steps=preset["steps"], polish=preset["polish"])
-        table, k, how = found.best.table(), found.best.k, f"search rerun here ({found.seconds:.0f} s)"
+        table, k, how = found.best.table(), found.best.k, f"search rerun here in {found.seconds:.0f} s"
         settings = found.settings
     else:
         table, k, how = shipped, meta["k"], f"shipped reconstruction ({default_data_path().name}); search not rerun"

@@ -383,7 +383,7 @@ def build_sections(runs: list[str | Path], context: dict) -> list[Section]:
                                                      "mean", "p_flip"]])
         flips = pd.concat(flips, ignore_index=True)
         likely = flips[flips["p_flip"] > 0.5]
-        s[4].text(f"Cells whose classification changes (posterior probability of the opposite class > 0.5): "
+        s[4].text("Cells whose classification changes (posterior probability of the opposite class > 0.5): "
                   + ("; ".join(f"{r.model}: {r.size}/{r.capinno}/{r.activity} (P = {r.p_flip:.2f})"
                                for r in likely.itertuples()) or "none")
                   + f". Cells with that probability above 0.2: {int((flips['p_flip'] > 0.2).sum())} of {len(flips)}.")

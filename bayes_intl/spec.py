@@ -216,4 +216,15 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    return spec_from_dict(read_toml(path, "spec"), source=str(path))
+    """Read a spec file; a relative [data] path that exists beside the spec is taken from there."""
+    import dataclasses
+
+    spec = spec_from_dict(read_toml(path, "spec"), source=str(path))
+    here = Path(path).parent
+    moved = {}
+    for field_name in ("data_source", "codebook"):
+        value = getattr(spec, field_name)
+        if value and value not in ("reconstruction", "synthetic") and not Path(value).is_absolute() \
+                and (here / value).exists() and not Path(value).exists():
+            moved[field_name] = str(here / value)
+    return dataclasses.replace(spec, **moved) if moved else spec

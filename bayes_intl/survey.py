@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .constructs import capinno_index, inegi_size
-from .data import PROVENANCE_COLUMN, CellTable, FirmTable
-from .errors import InputError, SpecError
+from .data import PROVENANCE_COLUMN, CellTable, FirmTable, open_table
+from .errors import InputError, MismatchError, SpecError
 from .spec import did_you_mean, read_toml
 
 ITEM_TYPES = ("ordinal", "binary", "count", "continuous")
@@ -158,37 +158,6 @@ def codebook_from_dict(raw: dict[str, Any], *, source: str = "<codebook>") -> Co
                     capinno.get("rule", "thirds"), source)
 
 
-def _read_file(path: Path, codebook: Codebook) -> tuple[pd.DataFrame, dict]:
-    if not path.exists():
-        raise InputError(path, "an existing file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "a header row and at least one data row; the file is empty")
-    suffix = path.suffix.lower()
-    labels: dict = {}
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, keep_default_na=True, na_values=[""], encoding="utf-8")
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix == ".sav":
-            import pyreadstat
-
-            frame, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
-            labels = meta.variable_value_labels
-        else:
-            raise InputError(path, "a .csv, .parquet or .sav file", found=suffix or "no extension")
-    except InputError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"UTF-8 text (byte {exc.start} is not UTF-8; re-save the file as UTF-8)") from None
-    except Exception as exc:  # parser errors from pandas, pyarrow, pyreadstat
-        raise InputError(path, f"a readable {suffix} file ({type(exc).__name__}: {exc})") from None
-    if frame.empty:
-        raise InputError(path, "at least one data row below the header")
-    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-    return frame, labels
-
-
 def _numeric(frame: pd.DataFrame, path: Path, col: str, expected: str) -> pd.Series:
     values = pd.to_numeric(frame[col], errors="coerce")
     bad = values.isna() & frame[col].notna()
@@ -206,7 +175,7 @@ def read_survey(path: str | Path, codebook: Codebook | str | Path) -> SurveyData
     """Read and validate an item-level survey file described by ``codebook``."""
     path = Path(path)
     cb = codebook if isinstance(codebook, Codebook) else load_codebook(codebook)
-    frame, value_labels = _read_file(path, cb)
+    frame, value_labels = open_table(path, suffixes=(".csv", ".parquet", ".sav"), as_text=False)
     return validate_survey(frame, cb, source=path, value_labels=value_labels)
 
 
@@ -219,11 +188,11 @@ def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
     role_cols = {role: col for role, col in cb.columns.items()}
     for role, col in role_cols.items():
         if col not in frame.columns:
-            raise InputError(path, f"the {role} column '{col}' named in the codebook{did_you_mean(col, frame.columns)}",
+            raise MismatchError(path, f"the {role} column '{col}' named in the codebook{did_you_mean(col, frame.columns)}",
                              column=col)
     for item in cb.items:
         if item.name not in frame.columns:
-            raise InputError(path, f"item '{item.name}' listed in the codebook ({item.dimension})"
+            raise MismatchError(path, f"item '{item.name}' listed in the codebook ({item.dimension})"
                              f"{did_you_mean(item.name, frame.columns)}", column=item.name)
     used = list(role_cols.values()) + [i.name for i in cb.items]
     missing = frame[used].isna()
@@ -256,7 +225,7 @@ def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
         for code, text in cb.activity_labels.items():
             file_label = value_labels[act_col].get(float(code), value_labels[act_col].get(code))
             if file_label is not None and str(file_label).strip().lower() != text.lower():
-                raise InputError(path, f"value label {code} = '{text}' as the codebook says", column=act_col,
+                raise MismatchError(path, f"value label {code} = '{text}' as the codebook says", column=act_col,
                                  found=f"{code} = '{file_label}'")
     activity = _numeric(frame, path, act_col, f"an activity code ({', '.join(f'{k} {v}' for k, v in cb.activity_labels.items())})")
     bad = ~activity.isin(list(cb.activity_labels))
