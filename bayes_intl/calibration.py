@@ -1,4 +1,4 @@
-"""Parameter recovery: simulate data from known parameters, fit, and check the truth lies in the 94% HDI.
+"""Calibration: parameter recovery (truth inside the 94% HDI) and simulation-based calibration (SBC).
 
 hierarchical_logit: outcomes from known sector intercepts and slopes on the reconstruction's design.
 latent_factor: items from the survey generator (simulate.py) with eta ~ N(0, 1), and the outcome from
@@ -10,7 +10,8 @@ both. (The continuous item is standardized in the model, so its loading is on an
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -109,3 +110,151 @@ def coverage(table: pd.DataFrame) -> pd.DataFrame:
             .agg(truth=("truth", "first"), covered=("covered", "sum"), seeds=("seed", "nunique"),
                  mean_of_means=("mean", "mean"))
             .reset_index())
+
+
+# --- simulation-based calibration (Talts et al. 2018) ------------------------------------------
+
+SBC_PARAMETERS = {  # the parameters ranked per model: outcome coefficients, hyper-parameters, loadings
+    "paper_logit": ("intercept", "slope"),
+    "hierarchical_logit": ("intercept", "slope", "intercept_sd", "group_sd"),
+    "coarsened_latent": ("intercept", "slope", "index_alpha", "index_beta"),
+    "latent_factor": ("intercept", "slope", "intercept_sd", "group_sd", "second_order_loading", "loading"),
+    "measurement_only": ("second_order_loading", "loading"),
+}
+SBC_RANK_DRAWS = 100  # thinned posterior draws per simulation: ranks run 0..100
+SBC_BINS = 10
+
+
+@dataclass(frozen=True)
+class SBCSettings:
+    sims: int = 200
+    chains: int = 1
+    draws: int = 500
+    tune: int = 500
+    target_accept: float = 0.9
+    seed: int = 20150601
+
+
+def _flat(values: np.ndarray, name: str, coords: list[list[str]]) -> dict[str, np.ndarray]:
+    """A variable's draws as one array per scalar element: {'slope[capinno]': (draw,), ...}."""
+    if values.ndim == 1:
+        return {name: values}
+    out = {}
+    for index in np.ndindex(*values.shape[1:]):
+        label = ", ".join(str(coords[d][i]) for d, i in enumerate(index))
+        out[f"{name}[{label}]"] = values[(slice(None), *index)]
+    return out
+
+
+def _scalars(group, names) -> dict[str, np.ndarray]:
+    out = {}
+    for name in names:
+        if name not in group:
+            continue
+        var = group[name]
+        stacked = var.stack(sample=("chain", "draw")).transpose("sample", ...)
+        coords = [[str(v) for v in stacked.coords[d].values] for d in stacked.dims[1:]]
+        out |= _flat(stacked.to_numpy(), name, coords)
+    return out
+
+
+def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Draw ``sims`` parameter sets from the prior and a data set of the study's shape for each.
+
+    Returns (truths: name -> (sims,), data: '<observed>_observed' container name -> (sims, ...)).
+    """
+    import pymc as pm
+
+    model = build_model(spec, data, generative=True)
+    observed = [rv.name for rv in model.observed_RVs]
+    extra = ["capinno_band"] if spec.model == "coarsened_latent" else []
+    with model:
+        prior = pm.sample_prior_predictive(draws=settings.sims, random_seed=settings.seed,
+                                           var_names=[*SBC_PARAMETERS[spec.model], *observed, *extra])
+    names = [n for n in SBC_PARAMETERS[spec.model] if n in prior.prior]
+    truths = _scalars(prior.prior, names)
+    simulated = {f"{n}_observed": prior.prior_predictive[n].isel(chain=0).to_numpy() for n in observed}
+    if extra:
+        simulated["capinno_band_observed"] = prior.prior["capinno_band"].isel(chain=0).to_numpy().astype(np.int64)
+    return truths, simulated
+
+
+def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths: dict, simulated: dict,
+               settings: SBCSettings) -> list[dict]:
+    """Fit a chunk of simulations in one process: the model is compiled once, the data swapped in."""
+    import nutpie
+
+    from .inference import load_model_data
+    from .spec import load_spec
+
+    spec = load_spec(spec_path)
+    data = load_model_data(spec, data_path, seed=settings.seed)
+    model = build_model(spec, data)
+    for rv in list(model.rvs_to_initial_values):
+        model.rvs_to_initial_values[rv] = None
+    compiled = nutpie.compile_pymc_model(model)
+    rows = []
+    for i in indices:
+        updates = {name: values[i].astype(model[name].dtype) for name, values in simulated.items()}
+        idata = nutpie.sample(compiled.with_data(**updates), chains=settings.chains, draws=settings.draws,
+                              tune=settings.tune, seed=settings.seed + 1 + i, target_accept=settings.target_accept,
+                              progress_bar=False)
+        draws = _scalars(idata.posterior, SBC_PARAMETERS[spec.model])
+        total = len(next(iter(draws.values())))
+        keep = np.linspace(0, total - 1, SBC_RANK_DRAWS).round().astype(int)
+        divergences = int(idata.sample_stats["diverging"].sum())
+        for name, true in truths.items():
+            rows.append({"sim": i, "parameter": name, "truth": float(true[i]),
+                         "rank": int((draws[name][keep] < true[i]).sum()), "divergences": divergences})
+    return rows
+
+
+def run_sbc(spec_path: str | Path, settings: SBCSettings, *, data_path: str | None = None, jobs: int = 1,
+            scheduler: str | None = None, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulation-based calibration of a spec: ranks of the true parameters among posterior draws.
+
+    Fits run in parallel through joblib over ``jobs`` local processes, or on a Dask cluster when
+    ``scheduler`` names its address (joblib's dask backend). Each simulation is seeded by its
+    index, so the ranks do not depend on how the work is split.
+    Returns (ranks: sim, parameter, truth, rank, divergences; uniformity: one row per parameter).
+    """
+    import joblib
+
+    from .inference import load_model_data
+    from .spec import load_spec
+
+    spec = load_spec(spec_path)
+    data = load_model_data(spec, data_path, seed=settings.seed)
+    truths, simulated = sbc_truths(spec, data, settings)
+    workers = max(1, min(jobs, settings.sims))
+    chunks = [list(range(settings.sims))[k::workers] for k in range(workers)]
+    tasks = [joblib.delayed(_sbc_chunk)(str(spec_path), data_path, chunk, truths, simulated, settings)
+             for chunk in chunks if chunk]
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler), joblib.parallel_config(backend="dask"):
+            results = joblib.Parallel()(tasks)
+    elif workers == 1:
+        results = [task[0](*task[1], **task[2]) for task in tasks]
+    else:
+        results = joblib.Parallel(n_jobs=workers, backend="loky")(tasks)
+    ranks = pd.DataFrame([row for chunk in results for row in chunk]).sort_values(["parameter", "sim"], kind="stable")
+    ranks = ranks.reset_index(drop=True)
+    return ranks, uniformity(ranks)
+
+
+def uniformity(ranks: pd.DataFrame, bins: int = SBC_BINS) -> pd.DataFrame:
+    """Chi-square test of uniform ranks per parameter (ranks 0..L grouped into ``bins`` equal bins)."""
+    from scipy import stats
+
+    rows = []
+    edges = np.linspace(0, SBC_RANK_DRAWS + 1, bins + 1)
+    for name, group in ranks.groupby("parameter", sort=False):
+        counts, _ = np.histogram(group["rank"], bins=edges)
+        expected = len(group) / bins
+        chi2 = float(((counts - expected) ** 2 / expected).sum())
+        rows.append({"parameter": name, "sims": len(group), "chi2": chi2, "df": bins - 1,
+                     "p_value": float(stats.chi2.sf(chi2, bins - 1)), "mean_rank": float(group["rank"].mean()),
+                     "rejected_at_1pct": bool(stats.chi2.sf(chi2, bins - 1) < 0.01)})
+    return pd.DataFrame(rows)

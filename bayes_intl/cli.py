@@ -329,6 +329,47 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sbc(args) -> int:
+    import io
+
+    from . import plots
+    from .calibration import SBC_BINS, SBC_RANK_DRAWS, SBCSettings, run_sbc
+    from .report import fmt, text_table
+    from .spec import load_spec
+    from .store import package_versions, write_bytes, write_csv, write_json
+
+    spec = load_spec(args.spec)
+    settings = SBCSettings(sims=args.sims, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+    ranks, tests = run_sbc(args.spec, settings, data_path=args.data, jobs=args.jobs, scheduler=args.scheduler)
+    out = Path(args.out) / spec.model
+    note = f"SIMULATED data: {settings.sims} data sets drawn from the prior of {spec.model} (not the real survey)"
+    written = [write_csv(out / "ranks.csv", ranks, header_note=note), write_csv(out / "uniformity.csv", tests, header_note=note)]
+    for name, figure in (("ranks", plots.sbc_histograms(ranks, SBC_RANK_DRAWS, SBC_BINS, f"{spec.model}: SBC rank histograms")),
+                         ("ecdf", plots.sbc_ecdf_difference(ranks, SBC_RANK_DRAWS, f"{spec.model}: SBC ECDF difference"))):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        written.append(write_bytes(out / f"{name}.png", buffer.getvalue()))
+    rejected = tests.loc[tests["rejected_at_1pct"], "parameter"].tolist()
+    payload = {"model": spec.model, "spec": args.spec, "spec_sha256": spec.hash(), "settings": settings.__dict__,
+               "rank_draws": SBC_RANK_DRAWS, "bins": SBC_BINS, "uniformity": tests.to_dict(orient="records"),
+               "rejected_at_1pct": rejected, "divergent_fits": int((ranks.groupby("sim")["divergences"].first() > 0).sum()),
+               "versions": package_versions(), "written": [str(p) for p in written] + [str(out / "sbc.json")]}
+    write_json(out / "sbc.json", payload)
+    if args.json:
+        _emit_json(payload)
+        return 0
+    print(f"Simulation-based calibration of {spec.model}: {settings.sims} simulations from the prior, each fitted "
+          f"({settings.chains} chain x {settings.draws} draws); rank of the truth among {SBC_RANK_DRAWS} thinned draws\n")
+    print(text_table(["parameter", "chi-square", "p-value", "mean rank", "verdict"], [
+        [r.parameter, fmt(r.chi2, 1), fmt(r.p_value, 3), fmt(r.mean_rank, 1),
+         "REJECTED at 1%" if r.rejected_at_1pct else "uniform"] for r in tests.itertuples()]))
+    print(f"\nUniform ranks (expected mean {SBC_RANK_DRAWS / 2:.0f}) mean the model's posterior is calibrated: its "
+          "intervals hold the truth as often as they claim. Rejected: " + (", ".join(rejected) or "none") + ".")
+    print(f"Fits with divergences: {payload['divergent_fits']} of {settings.sims}")
+    print(f"Written: {out}/ (ranks.csv, uniformity.csv, ranks.png, ecdf.png, sbc.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-intl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
@@ -384,6 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/compare", help="output folder (default: reports/compare)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sbc", help="simulation-based calibration: simulate from the prior, fit, rank the truth")
+    p.add_argument("spec", help="a model specification, e.g. models/paper_logit.toml")
+    p.add_argument("--sims", type=int, default=200, help="simulated data sets (default: 200)")
+    p.add_argument("--chains", type=int, default=1, help="chains per fit (default: 1)")
+    p.add_argument("--draws", type=int, default=500, help="draws per chain (default: 500; thinned to 100)")
+    p.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default: 500)")
+    p.add_argument("--seed", type=int, default=20150601, help="seed of the prior draws; fit i uses seed + 1 + i")
+    p.add_argument("--data", help="data whose shape the simulations take (default: what the spec names)")
+    p.add_argument("--jobs", type=int, default=2, help="local worker processes (default: 2)")
+    p.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:8786): run the fits on that cluster")
+    p.add_argument("--out", default="reports/sbc", help="output folder (default: reports/sbc)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_sbc)
 
     p = sub.add_parser("run", help="the whole re-analysis: audit -> reconstruct -> survey -> refit -> models -> report")
     p.add_argument("analysis", nargs="?", default="models/analysis.toml",

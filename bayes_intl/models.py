@@ -48,6 +48,12 @@ class ModelData:
     provenance: str
 
 
+def _observed(name: str, values: np.ndarray, dims: tuple[str, ...]):
+    """Observed values as a named data container (``<name>_observed``), so that simulation-based
+    calibration can swap in simulated data without rebuilding or recompiling the model."""
+    return pm.Data(f"{name}_observed", values, dims=dims)
+
+
 def draw_prior(name: str, prior: Prior, **kwargs):
     return DISTRIBUTION_CLASSES[prior.dist](name, **prior.kwargs(), **kwargs)
 
@@ -134,7 +140,8 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, capinno=None) -
             muni_sd = draw_prior("municipality_sd", prior)
             z_muni = pm.Normal("z_municipality", 0, 1, dims="municipality")
             eta = eta + (muni_sd * z_muni)[m]
-    pm.Bernoulli("internationalized", logit_p=eta, observed=firms["internationalized"].to_numpy(), dims="firm")
+    pm.Bernoulli("internationalized", logit_p=eta, dims="firm",
+                 observed=_observed("internationalized", firms["internationalized"].to_numpy(), ("firm",)))
 
 
 def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
@@ -171,14 +178,17 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         tau = draw_prior(f"intercept_{kind}", spec.priors["item_intercept"], dims=f"{kind}_item")
         mu = tau[None, :] + predictor[:, idx]
         observed = values[:, idx]
+        dims = ("firm", f"{kind}_item")
         if kind == "binary":
-            pm.Bernoulli(f"items_{kind}", logit_p=mu, observed=observed.astype(int), dims=("firm", f"{kind}_item"))
+            pm.Bernoulli(f"items_{kind}", logit_p=mu, observed=_observed(f"items_{kind}", observed.astype(int), dims),
+                         dims=dims)
         elif kind == "count":
-            pm.Poisson(f"items_{kind}", mu=pt.exp(mu), observed=observed.astype(int), dims=("firm", f"{kind}_item"))
+            pm.Poisson(f"items_{kind}", mu=pt.exp(mu), observed=_observed(f"items_{kind}", observed.astype(int), dims),
+                       dims=dims)
         else:
             z = (observed - observed.mean(axis=0)) / observed.std(axis=0)
             sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims=f"{kind}_item")
-            pm.Normal(f"items_{kind}", mu=mu, sigma=sigma[None, :], observed=z, dims=("firm", f"{kind}_item"))
+            pm.Normal(f"items_{kind}", mu=mu, sigma=sigma[None, :], observed=_observed(f"items_{kind}", z, dims), dims=dims)
     ordinal = np.flatnonzero(types == "ordinal")
     for levels in sorted({items[j].levels for j in ordinal}):
         idx = np.array([j for j in ordinal if items[j].levels == levels])
@@ -192,23 +202,33 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
                               transform=pm.distributions.transforms.ordered,
                               initval=np.tile(np.linspace(-2, 2, k), (len(idx), 1)))
         observed = (values[:, idx] - levels[0]).astype(int)
-        pm.OrderedLogistic(f"items_{label}", eta=predictor[:, idx], cutpoints=cutpoints, observed=observed,
+        dims = ("firm", f"{label}_item")
+        pm.OrderedLogistic(f"items_{label}", eta=predictor[:, idx], cutpoints=cutpoints,
+                           observed=_observed(f"items_{label}", observed, dims),
                            dims=("firm", f"{label}_item"))
     return capinno
 
 
-def build_model(spec: Spec, data: ModelData) -> pm.Model:
-    """Turn a spec and validated data into a ``pm.Model`` (no sampling)."""
+def build_model(spec: Spec, data: ModelData, *, generative: bool = False) -> pm.Model:
+    """Turn a spec and validated data into a ``pm.Model`` (no sampling).
+
+    ``generative``: the model as a simulator of its data (only coarsened_latent differs: its latent
+    index is drawn from the Beta and the band derived from it), for simulation-based calibration.
+    """
     coords = {"firm": data.firms["firm_id"].astype(str).tolist()}
     with pm.Model(coords=coords) as model:
         if spec.model in ("paper_logit", "hierarchical_logit"):
             _logit_outcome(spec, data, model)
         elif spec.model == "coarsened_latent":
-            band = data.firms["capinno"].to_numpy()
             alpha = draw_prior("index_alpha", spec.priors["index_alpha"])
             beta = draw_prior("index_beta", spec.priors["index_beta"])
-            index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
-            pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
+            if generative:  # the process the bands come from: u ~ Beta, band = the third u falls in
+                index = pm.Beta("capinno_index", alpha, beta, dims="firm")
+                pm.Deterministic("capinno_band", pt.minimum(pt.floor(3 * index), 2), dims="firm")
+            else:  # u observed only as its band: interval-censored, with the Beta density as a Potential
+                band = _observed("capinno_band", data.firms["capinno"].to_numpy(), ("firm",))
+                index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
+                pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
             latent = pm.Deterministic("capinno_latent", 3 * index - 0.5, dims="firm")
             _logit_outcome(spec, data, model, capinno=latent)
         else:

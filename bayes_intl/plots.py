@@ -186,3 +186,52 @@ def prior_posterior(prior: dict[str, np.ndarray], posterior: dict[str, np.ndarra
     axes[0].legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def sbc_histograms(ranks: pd.DataFrame, rank_max: int, bins: int, title: str) -> Figure:
+    """Rank histograms per parameter; the grey band is where 99% of bins fall when ranks are uniform."""
+    from scipy import stats
+
+    names = list(dict.fromkeys(ranks["parameter"]))
+    cols = min(len(names), 4)
+    rows = int(np.ceil(len(names) / cols))
+    fig = _figure(2.6 * cols, 1.9 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    edges = np.linspace(0, rank_max + 1, bins + 1)
+    for ax, name in zip(axes, names):
+        values = ranks.loc[ranks["parameter"] == name, "rank"]
+        n = len(values)
+        lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / bins)
+        ax.axhspan(lo, hi, color="0.85")
+        ax.axhline(n / bins, color="0.5", lw=0.8)
+        ax.hist(values, bins=edges, color="C0", edgecolor="white")
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def sbc_ecdf_difference(ranks: pd.DataFrame, rank_max: int, title: str) -> Figure:
+    """ECDF of the scaled ranks minus the uniform CDF, per parameter, with a pointwise 99% band."""
+    names = list(dict.fromkeys(ranks["parameter"]))
+    cols = min(len(names), 4)
+    rows = int(np.ceil(len(names) / cols))
+    fig = _figure(2.6 * cols, 1.9 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    grid = np.linspace(0, 1, 101)
+    for ax, name in zip(axes, names):
+        u = (ranks.loc[ranks["parameter"] == name, "rank"].to_numpy() + 0.5) / (rank_max + 1)
+        n = len(u)
+        ecdf = (u[None, :] <= grid[:, None]).mean(axis=1)
+        band = 2.576 * np.sqrt(grid * (1 - grid) / n)
+        ax.fill_between(grid, -band, band, color="0.85")
+        ax.plot(grid, ecdf - grid, color="C0", lw=1.2)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    return fig
