@@ -166,6 +166,8 @@ def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict
     import pymc as pm
 
     model = build_model(spec, data, generative=True)
+    for rv in list(model.rvs_to_initial_values):  # starting points matter to NUTS, not to forward sampling
+        model.rvs_to_initial_values[rv] = None
     observed = [rv.name for rv in model.observed_RVs]
     extra = ["capinno_band"] if spec.model == "coarsened_latent" else []
     with model:
@@ -190,15 +192,19 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
     spec = load_spec(spec_path)
     data = load_model_data(spec, data_path, seed=settings.seed)
     model = build_model(spec, data)
-    for rv in list(model.rvs_to_initial_values):
-        model.rvs_to_initial_values[rv] = None
     compiled = nutpie.compile_pymc_model(model)
     rows = []
     for i in indices:
         updates = {name: values[i].astype(model[name].dtype) for name, values in simulated.items()}
-        idata = nutpie.sample(compiled.with_data(**updates), chains=settings.chains, draws=settings.draws,
-                              tune=settings.tune, seed=settings.seed + 1 + i, target_accept=settings.target_accept,
-                              progress_bar=False)
+        try:
+            idata = nutpie.sample(compiled.with_data(**updates), chains=settings.chains, draws=settings.draws,
+                                  tune=settings.tune, seed=settings.seed + 1 + i, target_accept=settings.target_accept,
+                                  progress_bar=False)
+        except RuntimeError as exc:  # no finite starting point for this simulated data set: recorded, not ranked
+            log.warning("SBC simulation %d: the sampler could not start (%s)", i, str(exc).splitlines()[0])
+            rows += [{"sim": i, "parameter": name, "truth": float(true[i]), "rank": -1, "divergences": -1}
+                     for name, true in truths.items()]
+            continue
         draws = _scalars(idata.posterior, SBC_PARAMETERS[spec.model])
         total = len(next(iter(draws.values())))
         keep = np.linspace(0, total - 1, SBC_RANK_DRAWS).round().astype(int)
@@ -217,6 +223,7 @@ def run_sbc(spec_path: str | Path, settings: SBCSettings, *, data_path: str | No
     ``scheduler`` names its address (joblib's dask backend). Each simulation is seeded by its
     index, so the ranks do not depend on how the work is split.
     Returns (ranks: sim, parameter, truth, rank, divergences; uniformity: one row per parameter).
+    A simulation whose fit cannot start has rank -1 and is left out of the uniformity tests.
     """
     import joblib
 
@@ -241,7 +248,7 @@ def run_sbc(spec_path: str | Path, settings: SBCSettings, *, data_path: str | No
         results = joblib.Parallel(n_jobs=workers, backend="loky")(tasks)
     ranks = pd.DataFrame([row for chunk in results for row in chunk]).sort_values(["parameter", "sim"], kind="stable")
     ranks = ranks.reset_index(drop=True)
-    return ranks, uniformity(ranks)
+    return ranks, uniformity(ranks[ranks["rank"] >= 0])
 
 
 def uniformity(ranks: pd.DataFrame, bins: int = SBC_BINS) -> pd.DataFrame:

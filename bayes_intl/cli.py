@@ -331,6 +331,7 @@ def cmd_report(args) -> int:
 
 def cmd_sbc(args) -> int:
     import io
+    import time
 
     from . import plots
     from .calibration import SBC_BINS, SBC_RANK_DRAWS, SBCSettings, run_sbc
@@ -339,8 +340,11 @@ def cmd_sbc(args) -> int:
     from .store import package_versions, write_bytes, write_csv, write_json
 
     spec = load_spec(args.spec)
-    settings = SBCSettings(sims=args.sims, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+    settings = SBCSettings(sims=args.sims, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                           target_accept=args.target_accept)
+    started = time.perf_counter()
     ranks, tests = run_sbc(args.spec, settings, data_path=args.data, jobs=args.jobs, scheduler=args.scheduler)
+    seconds = time.perf_counter() - started
     out = Path(args.out) / spec.model
     note = f"SIMULATED data: {settings.sims} data sets drawn from the prior of {spec.model} (not the real survey)"
     written = [write_csv(out / "ranks.csv", ranks, header_note=note), write_csv(out / "uniformity.csv", tests, header_note=note)]
@@ -353,6 +357,7 @@ def cmd_sbc(args) -> int:
     payload = {"model": spec.model, "spec": args.spec, "spec_sha256": spec.hash(), "settings": settings.__dict__,
                "rank_draws": SBC_RANK_DRAWS, "bins": SBC_BINS, "uniformity": tests.to_dict(orient="records"),
                "rejected_at_1pct": rejected, "divergent_fits": int((ranks.groupby("sim")["divergences"].first() > 0).sum()),
+               "failed_fits": int((ranks.groupby("sim")["rank"].first() < 0).sum()), "seconds": round(seconds, 1),
                "versions": package_versions(), "written": [str(p) for p in written] + [str(out / "sbc.json")]}
     write_json(out / "sbc.json", payload)
     if args.json:
@@ -365,7 +370,8 @@ def cmd_sbc(args) -> int:
          "REJECTED at 1%" if r.rejected_at_1pct else "uniform"] for r in tests.itertuples()]))
     print(f"\nUniform ranks (expected mean {SBC_RANK_DRAWS / 2:.0f}) mean the model's posterior is calibrated: its "
           "intervals hold the truth as often as they claim. Rejected: " + (", ".join(rejected) or "none") + ".")
-    print(f"Fits with divergences: {payload['divergent_fits']} of {settings.sims}")
+    print(f"Fits with divergences: {payload['divergent_fits']} of {settings.sims}; fits that could not start: "
+          f"{payload['failed_fits']}; {seconds:.0f} s")
     print(f"Written: {out}/ (ranks.csv, uniformity.csv, ranks.png, ecdf.png, sbc.json)")
     return 0
 
@@ -432,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=int, default=1, help="chains per fit (default: 1)")
     p.add_argument("--draws", type=int, default=500, help="draws per chain (default: 500; thinned to 100)")
     p.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default: 500)")
+    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance rate (default: 0.9)")
     p.add_argument("--seed", type=int, default=20150601, help="seed of the prior draws; fit i uses seed + 1 + i")
     p.add_argument("--data", help="data whose shape the simulations take (default: what the spec names)")
     p.add_argument("--jobs", type=int, default=2, help="local worker processes (default: 2)")

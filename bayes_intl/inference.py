@@ -75,8 +75,25 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
                               target_accept=sampler.target_accept, progress_bar=progress)
         check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
+    elif sampler.backend == "numpyro":
+        from pymc.model.transform.optimization import freeze_dims_and_data
+
+        # JAX needs every shape constant: freeze the model's dims and data (that transform refuses
+        # custom initial values, so the ordered cutpoints' starting points are passed to pm.sample).
+        initvals = {rv.name: value for rv, value in model.rvs_to_initial_values.items() if value is not None}
+        saved = dict(model.rvs_to_initial_values)
+        try:
+            for rv in saved:
+                model.rvs_to_initial_values[rv] = None
+            frozen = freeze_dims_and_data(model)
+        finally:
+            model.rvs_to_initial_values.update(saved)
+        with frozen:
+            idata = pm.sample(draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+                              target_accept=sampler.target_accept, random_seed=seed, progressbar=progress,
+                              nuts_sampler="numpyro", initvals=initvals or None)
     else:
-        kwargs = {"nuts_sampler": "numpyro"} if sampler.backend == "numpyro" else {}
+        kwargs = {}
         with model:
             idata = pm.sample(draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                               target_accept=sampler.target_accept, random_seed=seed, progressbar=progress,

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 from bayes_intl.cli import main
@@ -19,32 +18,37 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ("paper_logit", "hierarchical_logit", "coarsened_latent", "latent_factor")
 
 
-def run(sims: int, jobs: int, specs) -> None:
+def run(sims: int, jobs: int, specs, extra: list[str]) -> None:
     out = ROOT / "benchmarks" / "sbc"
-    results = {}
     for name in specs:
-        started = time.perf_counter()
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             code = main(["sbc", str(ROOT / "models" / f"{name}.toml"), "--sims", str(sims), "--jobs", str(jobs),
-                         "--out", str(out), "--json"])
+                         "--out", str(out), "--json", *extra])
         assert code == 0, name
-        results[name] = json.loads(buffer.getvalue()) | {"seconds": time.perf_counter() - started}
-        print(f"{name}: {results[name]['seconds']:.0f} s, rejected at 1%: {results[name]['rejected_at_1pct'] or 'none'}",
-              flush=True)
+        result = json.loads(buffer.getvalue())
+        print(f"{name}: {result['seconds']:.0f} s, rejected at 1%: {result['rejected_at_1pct'] or 'none'}", flush=True)
+    write_summary(out)
+
+
+def write_summary(out: Path) -> None:
+    """benchmarks/sbc.md from every model's sbc.json under ``out``."""
+    results = {name: json.loads((out / name / "sbc.json").read_text()) for name in SPECS if (out / name / "sbc.json").exists()}
     lines = ["# Simulation-based calibration (Talts et al. 2018)", "",
-             f"`python benchmarks/sbc.py --sims {sims} --jobs {jobs}` on {os.cpu_count()} cores "
-             f"({platform.processor() or platform.machine()}). Each simulation draws every parameter from the prior, "
-             "simulates data of the study's shape (116 firms; the synthetic survey's 24 items for latent_factor), "
-             "fits it (nutpie, 1 chain x 500 draws after 500 tuning steps) and ranks the truth among 100 thinned "
+             f"`python benchmarks/sbc.py` on {os.cpu_count()} cores ({platform.machine()}). Each simulation draws "
+             "every parameter from the prior, simulates data of the study's shape (116 firms; the synthetic "
+             "survey's 24 items for latent_factor), fits it with nutpie and ranks the truth among 100 thinned "
              "draws. Uniform ranks mean calibrated posteriors; the test is a chi-square over 10 bins (9 df).", "",
-             "| model | sims | parameters | rejected at 1% | smallest p-value | fits with divergences | wall time |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | sims | fit settings | parameters | rejected at 1% | smallest p-value | fits with divergences "
+             "| fits that could not start | wall time |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
-        tests = r["uniformity"]
+        tests, s = r["uniformity"], r["settings"]
         smallest = min(tests, key=lambda t: t["p_value"])
-        lines.append(f"| {name} | {r['settings']['sims']} | {len(tests)} | {', '.join(r['rejected_at_1pct']) or 'none'} | "
-                     f"{smallest['p_value']:.3f} ({smallest['parameter']}) | {r['divergent_fits']} | {r['seconds']:.0f} s |")
+        lines.append(f"| {name} | {s['sims']} | {s['chains']} x {s['draws']} (tune {s['tune']}, target_accept "
+                     f"{s['target_accept']}) | {len(tests)} | {', '.join(r['rejected_at_1pct']) or 'none'} | "
+                     f"{smallest['p_value']:.3f} ({smallest['parameter']}) | {r['divergent_fits']} | "
+                     f"{r.get('failed_fits', 0)} | {r.get('seconds', float('nan')):.0f} s |")
     lines += ["", "Per-parameter results: `benchmarks/sbc/<model>/uniformity.csv`; rank histograms and ECDF-difference "
               "plots: `benchmarks/sbc/<model>/ranks.png`, `ecdf.png`.", ""]
     for name, r in results.items():
@@ -59,5 +63,6 @@ if __name__ == "__main__":
     parser.add_argument("--sims", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--specs", nargs="*", default=list(SPECS))
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `bayes-intl sbc` options")
     args = parser.parse_args()
-    run(args.sims, args.jobs, args.specs)
+    run(args.sims, args.jobs, args.specs, args.extra)
