@@ -354,9 +354,10 @@ def cmd_sbc(args) -> int:
         figure.savefig(buffer, format="png")
         written.append(write_bytes(out / f"{name}.png", buffer.getvalue()))
     rejected = tests.loc[tests["rejected_at_1pct"], "parameter"].tolist()
+    rejected_holm = tests.loc[tests["rejected_at_1pct_holm"], "parameter"].tolist()
     payload = {"model": spec.model, "spec": args.spec, "spec_sha256": spec.hash(), "settings": settings.__dict__,
                "rank_draws": SBC_RANK_DRAWS, "bins": SBC_BINS, "uniformity": tests.to_dict(orient="records"),
-               "rejected_at_1pct": rejected, "divergent_fits": int((ranks.groupby("sim")["divergences"].first() > 0).sum()),
+               "rejected_at_1pct": rejected, "rejected_at_1pct_holm": rejected_holm, "divergent_fits": int((ranks.groupby("sim")["divergences"].first() > 0).sum()),
                "failed_fits": int((ranks.groupby("sim")["rank"].first() < 0).sum()), "seconds": round(seconds, 1),
                "versions": package_versions(), "written": [str(p) for p in written] + [str(out / "sbc.json")]}
     write_json(out / "sbc.json", payload)
@@ -365,11 +366,12 @@ def cmd_sbc(args) -> int:
         return 0
     print(f"Simulation-based calibration of {spec.model}: {settings.sims} simulations from the prior, each fitted "
           f"({settings.chains} chain x {settings.draws} draws); rank of the truth among {SBC_RANK_DRAWS} thinned draws\n")
-    print(text_table(["parameter", "chi-square", "p-value", "mean rank", "verdict"], [
-        [r.parameter, fmt(r.chi2, 1), fmt(r.p_value, 3), fmt(r.mean_rank, 1),
+    print(text_table(["parameter", "chi-square", "p-value", "Holm p", "mean rank", "verdict"], [
+        [r.parameter, fmt(r.chi2, 1), fmt(r.p_value, 3), fmt(r.p_holm, 3), fmt(r.mean_rank, 1),
          "REJECTED at 1%" if r.rejected_at_1pct else "uniform"] for r in tests.itertuples()]))
     print(f"\nUniform ranks (expected mean {SBC_RANK_DRAWS / 2:.0f}) mean the model's posterior is calibrated: its "
-          "intervals hold the truth as often as they claim. Rejected: " + (", ".join(rejected) or "none") + ".")
+          "intervals hold the truth as often as they claim. Rejected: " + (", ".join(rejected) or "none")
+          + "; after Holm's adjustment for testing many parameters: " + (", ".join(rejected_holm) or "none") + ".")
     print(f"Fits with divergences: {payload['divergent_fits']} of {settings.sims}; fits that could not start: "
           f"{payload['failed_fits']}; {seconds:.0f} s")
     print(f"Written: {out}/ (ranks.csv, uniformity.csv, ranks.png, ecdf.png, sbc.json)")
