@@ -19,6 +19,25 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _panels(count: int, width: float = 2.6, height: float = 1.9) -> tuple[Figure, np.ndarray]:
+    """A grid of up to four panels per row for ``count`` small plots."""
+    cols = min(count, 4)
+    rows = int(np.ceil(count / cols))
+    fig = _figure(width * cols, height * rows + 0.5)
+    return fig, np.atleast_1d(fig.subplots(rows, cols)).ravel()
+
+
+def _finish(fig: Figure, axes: np.ndarray, used: int, title: str, fontsize: float = 7) -> Figure:
+    """Hide the unused panels, shrink the labels, title the figure."""
+    for ax in axes[used:]:
+        ax.set_visible(False)
+    for ax in axes[:used]:
+        ax.title.set_fontsize(fontsize)
+        ax.tick_params(labelsize=fontsize - 1)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def coefficient_forest(tables: dict[str, pd.DataFrame]) -> Figure:
     """Per term: the paper's 95% CI, the MLE's 95% CI and each model's 94% HDI (log-odds)."""
     terms = list(dict.fromkeys(t for frame in tables.values() for t in frame["term"]))
@@ -88,18 +107,9 @@ def rank_plot(idata, var_names: list[str], title: str) -> Figure:
     sizes = [int(np.prod([idata.posterior.sizes[d] for d in idata.posterior[v].dims if d not in ("chain", "draw")]))
              for v in names]
     panels = min(sum(sizes), 12)
-    cols = min(panels, 4)
-    rows = int(np.ceil(panels / cols))
-    fig = _figure(2.6 * cols, 1.9 * rows + 0.4)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    fig, axes = _panels(panels)
     az.plot_rank(idata, var_names=names, ax=axes[:panels], kind="bars")
-    for ax in axes[panels:]:
-        ax.set_visible(False)
-    for ax in axes[:panels]:
-        ax.title.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=10)
-    return fig
+    return _finish(fig, axes, panels, title, fontsize=8)
 
 
 def calibration_plot(bins: dict[str, pd.DataFrame]) -> Figure:
@@ -166,10 +176,7 @@ def loadings_plot(table: pd.DataFrame) -> Figure:
 def prior_posterior(prior: dict[str, np.ndarray], posterior: dict[str, np.ndarray], title: str) -> Figure:
     """Prior (grey) against posterior (colour) for each named parameter."""
     names = list(posterior)
-    cols = min(len(names), 4)
-    rows = int(np.ceil(len(names) / cols))
-    fig = _figure(2.6 * cols, 2.0 * rows + 0.4)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    fig, axes = _panels(len(names), height=2.0)
     for ax, name in zip(axes, names):
         post = posterior[name]
         lo, hi = np.quantile(post, [0.001, 0.999])
@@ -178,14 +185,10 @@ def prior_posterior(prior: dict[str, np.ndarray], posterior: dict[str, np.ndarra
             lo, hi = min(lo, plo), max(hi, phi)
             ax.hist(prior[name], bins=40, range=(lo, hi), density=True, color="0.75", label="prior")
         ax.hist(post, bins=40, range=(lo, hi), density=True, color="C0", alpha=0.75, label="posterior")
-        ax.set_title(name, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(name)
         ax.set_yticks([])
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
     axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=10)
-    return fig
+    return _finish(fig, axes, len(names), title, fontsize=8)
 
 
 def sbc_histograms(ranks: pd.DataFrame, rank_max: int, bins: int, title: str) -> Figure:
@@ -193,10 +196,7 @@ def sbc_histograms(ranks: pd.DataFrame, rank_max: int, bins: int, title: str) ->
     from scipy import stats
 
     names = list(dict.fromkeys(ranks["parameter"]))
-    cols = min(len(names), 4)
-    rows = int(np.ceil(len(names) / cols))
-    fig = _figure(2.6 * cols, 1.9 * rows + 0.5)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    fig, axes = _panels(len(names))
     edges = np.linspace(0, rank_max + 1, bins + 1)
     for ax, name in zip(axes, names):
         values = ranks.loc[ranks["parameter"] == name, "rank"]
@@ -205,21 +205,14 @@ def sbc_histograms(ranks: pd.DataFrame, rank_max: int, bins: int, title: str) ->
         ax.axhspan(lo, hi, color="0.85")
         ax.axhline(n / bins, color="0.5", lw=0.8)
         ax.hist(values, bins=edges, color="C0", edgecolor="white")
-        ax.set_title(name, fontsize=7)
-        ax.tick_params(labelsize=6)
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    return fig
+        ax.set_title(name)
+    return _finish(fig, axes, len(names), title)
 
 
 def sbc_ecdf_difference(ranks: pd.DataFrame, rank_max: int, title: str) -> Figure:
     """ECDF of the scaled ranks minus the uniform CDF, per parameter, with a pointwise 99% band."""
     names = list(dict.fromkeys(ranks["parameter"]))
-    cols = min(len(names), 4)
-    rows = int(np.ceil(len(names) / cols))
-    fig = _figure(2.6 * cols, 1.9 * rows + 0.5)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    fig, axes = _panels(len(names))
     grid = np.linspace(0, 1, 101)
     for ax, name in zip(axes, names):
         u = (ranks.loc[ranks["parameter"] == name, "rank"].to_numpy() + 0.5) / (rank_max + 1)
@@ -229,9 +222,5 @@ def sbc_ecdf_difference(ranks: pd.DataFrame, rank_max: int, title: str) -> Figur
         ax.fill_between(grid, -band, band, color="0.85")
         ax.plot(grid, ecdf - grid, color="C0", lw=1.2)
         ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_title(name, fontsize=7)
-        ax.tick_params(labelsize=6)
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    return fig
+        ax.set_title(name)
+    return _finish(fig, axes, len(names), title)
