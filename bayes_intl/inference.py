@@ -72,6 +72,8 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         import nutpie
 
         compiled = nutpie.compile_pymc_model(model)
+        check_interrupted()  # an interrupt during numba's compilation is swallowed by its callbacks
+        log.info("compiled; drawing %d chains x %d draws", sampler.chains, sampler.draws)
         idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
                               target_accept=sampler.target_accept, progress_bar=progress)
         check_interrupted()  # nutpie returns early, with the draws so far, when interrupted

@@ -40,7 +40,8 @@ def test_same_spec_data_and_seed_give_bit_identical_tables(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp_path, sig):
+@pytest.mark.parametrize("when", ["compiling", "drawing"])
+def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp_path, sig, when):
     runs = tmp_path / "runs"
     earlier = fit_run(tiny_spec(tmp_path), seed=3, out=runs, progress=False, command="test").folder
     before = digest(earlier)
@@ -48,10 +49,11 @@ def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp
     proc = subprocess.Popen([sys.executable, "-m", "bayes_intl", "-v", "fit", str(long_spec), "--out", str(runs),
                              "--seed", "4", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    for line in proc.stderr:  # wait until sampling has started
-        if "sampling paper_logit" in line or time.monotonic() > deadline:
+    for line in proc.stderr:  # wait until the model is compiled and drawing
+        if (when == "compiling" and "sampling paper_logit" in line) or "compiled; drawing" in line \
+                or time.monotonic() > deadline:
             break
-    time.sleep(3)
+    time.sleep(0.5 if when == "compiling" else 2)
     assert proc.poll() is None, "the long run ended before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
