@@ -265,7 +265,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, out: str | Path | N
 
         spec = load_spec(spec_path)
         data = survey.detail["survey"] if spec.is_item_level else table_csv
-        fit = fit_run(spec_path, data=data, seed=analysis.seed, quick=quick, out=out / "runs", progress=False,
+        fit = fit_run(spec_path, data=data, seed=analysis.seed, quick=quick, out=out / "runs", progress=progress,
                       reuse=True, command=f"bayes-intl run {analysis.source}{' --quick' if quick else ''}")
         d = fit.diagnostics
         summary = (f"{'gate passed' if d['passed'] else 'gate MISSED'}: max R-hat {d['r_hat_max']:.3f}, "
