@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import expit
 
 from .data import load_default
-from .inference import sample
+from .inference import sample, scalar_draws
 from .models import ModelData, build_model
 from .simulate import ITEM_TABLE, PROVENANCE, SECOND_ORDER, item_responses, survey_codebook
 from .spec import Spec
@@ -135,29 +135,6 @@ class SBCSettings:
     seed: int = 20150601
 
 
-def _flat(values: np.ndarray, name: str, coords: list[list[str]]) -> dict[str, np.ndarray]:
-    """A variable's draws as one array per scalar element: {'slope[capinno]': (draw,), ...}."""
-    if values.ndim == 1:
-        return {name: values}
-    out = {}
-    for index in np.ndindex(*values.shape[1:]):
-        label = ", ".join(str(coords[d][i]) for d, i in enumerate(index))
-        out[f"{name}[{label}]"] = values[(slice(None), *index)]
-    return out
-
-
-def _scalars(group, names) -> dict[str, np.ndarray]:
-    out = {}
-    for name in names:
-        if name not in group:
-            continue
-        var = group[name]
-        stacked = var.stack(sample=("chain", "draw")).transpose("sample", ...)
-        coords = [[str(v) for v in stacked.coords[d].values] for d in stacked.dims[1:]]
-        out |= _flat(stacked.to_numpy(), name, coords)
-    return out
-
-
 def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Draw ``sims`` parameter sets from the prior and a data set of the study's shape for each.
 
@@ -174,7 +151,7 @@ def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict
         prior = pm.sample_prior_predictive(draws=settings.sims, random_seed=settings.seed,
                                            var_names=[*SBC_PARAMETERS[spec.model], *observed, *extra])
     names = [n for n in SBC_PARAMETERS[spec.model] if n in prior.prior]
-    truths = _scalars(prior.prior, names)
+    truths = scalar_draws(prior.prior, names)
     simulated = {f"{n}_observed": prior.prior_predictive[n].isel(chain=0).to_numpy() for n in observed}
     if extra:
         simulated["capinno_band_observed"] = prior.prior["capinno_band"].isel(chain=0).to_numpy().astype(np.int64)
@@ -205,7 +182,7 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
             rows += [{"sim": i, "parameter": name, "truth": float(true[i]), "rank": -1, "divergences": -1}
                      for name, true in truths.items()]
             continue
-        draws = _scalars(idata.posterior, SBC_PARAMETERS[spec.model])
+        draws = scalar_draws(idata.posterior, SBC_PARAMETERS[spec.model])
         total = len(next(iter(draws.values())))
         keep = np.linspace(0, total - 1, SBC_RANK_DRAWS).round().astype(int)
         divergences = int(idata.sample_stats["diverging"].sum())

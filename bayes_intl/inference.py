@@ -292,21 +292,7 @@ def compare_groups(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
             continue
         y = np.ascontiguousarray(idata.observed_data[OUTCOME].values)
         groups.setdefault(hashlib.sha256(y.tobytes()).hexdigest()[:8], {})[name] = idata
-    frames = []
-    for label, members in groups.items():
-        if len(members) > 1:
-            table = compare_loo(members)
-        else:
-            (name, idata), = members.items()
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
-                loo = az.loo(az.InferenceData(posterior=idata.posterior,
-                                              log_likelihood=idata.log_likelihood[[OUTCOME]]), pointwise=True)
-            table = pd.DataFrame({"rank": [0], "elpd_loo": [loo.elpd_loo], "p_loo": [loo.p_loo], "elpd_diff": [0.0],
-                                  "weight": [1.0], "se": [loo.se], "dse": [0.0], "warning": [loo.warning],
-                                  "scale": [loo.scale], "pareto_k_max": [float(loo.pareto_k.max())],
-                                  "pareto_k_over_0_7": [int((loo.pareto_k > 0.7).sum())]}, index=[name])
-        frames.append(table.assign(outcome_data=label))
+    frames = [compare_loo(members).assign(outcome_data=label) for label, members in groups.items()]
     frame = pd.concat(frames).reset_index().rename(columns={"index": "run"})
     return frame[["outcome_data", "run", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "pareto_k_max",
                   "pareto_k_over_0_7", "weight"]]
@@ -390,6 +376,25 @@ def capinno_contrast(spec: Spec, idata: az.InferenceData, data: ModelData) -> pd
         rows.append({"size": size, "activity": activity, "mean": diff.mean(), "hdi_low": hdi[0], "hdi_high": hdi[1],
                      "p_positive": (diff > 0).mean()})
     return pd.DataFrame(rows)
+
+
+def scalar_draws(group, names) -> dict[str, np.ndarray]:
+    """Draws of the named variables (those present), one flat array per scalar element:
+    {'intercept': (draw,), 'slope[capinno]': (draw,), 'loading[eo_objectives]': (draw,), ...}."""
+    out = {}
+    for name in names:
+        if name not in group:
+            continue
+        stacked = group[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+        values = stacked.to_numpy()
+        coords = [[str(v) for v in stacked.coords[d].values] for d in stacked.dims[1:]]
+        if values.ndim == 1:
+            out[name] = values
+            continue
+        for index in np.ndindex(*values.shape[1:]):
+            label = ", ".join(coords[d][i] for d, i in enumerate(index))
+            out[f"{name}[{label}]"] = values[(slice(None), *index)]
+    return out
 
 
 def _stacked(group, name: str, thin: int | None = None) -> np.ndarray:

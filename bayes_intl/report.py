@@ -269,7 +269,8 @@ def build_sections(runs: list[str | Path], context: dict) -> list[Section]:
     import json
 
     from . import plots
-    from .inference import (calibration_bins, classification_changes, compare_groups, item_ppc, loading_table)
+    from .inference import (calibration_bins, classification_changes, compare_groups, item_ppc, loading_table,
+                            scalar_draws)
     from .store import load_run, package_versions
 
     loaded, taken = {}, set()
@@ -439,13 +440,8 @@ def build_sections(runs: list[str | Path], context: dict) -> list[Section]:
                     "(red). Intervals far from 0 mean the item measures what the codebook says it measures.")
         s[7].table(loadings, f"loadings_{name}", "Factor loadings, posterior mean and 94% HDI")
     for name, (idata, record, _) in outcome.items():
-        post, prior = {}, {}
-        for var in ("intercept", "slope"):
-            if var in idata.posterior:
-                for label, values in _split(idata.posterior[var]).items():
-                    post[label] = values
-                if "prior" in idata and var in idata.prior:
-                    prior.update(_split(idata.prior[var]))
+        post = scalar_draws(idata.posterior, ("intercept", "slope"))
+        prior = scalar_draws(idata.prior, ("intercept", "slope")) if "prior" in idata else {}
         s[7].figure(plots.prior_posterior(prior, post, f"{name}: prior (grey) and posterior"), f"prior_posterior_{name}",
                     "Grey: what the priors allowed before the data; colour: what the data left. A posterior much "
                     "narrower than its prior means the data, not the prior, decide the estimate.")
@@ -491,12 +487,3 @@ def build_sections(runs: list[str | Path], context: dict) -> list[Section]:
     s[9].table(pd.DataFrame([{"package": k, "run": v, "report": package_versions().get(k, "")}
                              for k, v in versions.items()]), "versions", "Package versions (when fitted, when reported)")
     return s
-
-
-def _split(array) -> dict[str, np.ndarray]:
-    """A posterior variable as flat draws per label ('slope[capinno]', ...)."""
-    extra = [d for d in array.dims if d not in ("chain", "draw")]
-    values = array.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
-    if not extra:
-        return {array.name: values}
-    return {f"{array.name}[{label}]": values[:, i] for i, label in enumerate(array.coords[extra[0]].values)}
