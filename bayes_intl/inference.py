@@ -7,6 +7,7 @@ Everything here computes; nothing plots or prints. The sampler backend comes fro
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,19 +83,25 @@ def _without_initvals(model: pm.Model):
 
 
 def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = True) -> az.InferenceData:
-    """Draw from the posterior with the spec's backend; one seed drives everything."""
+    """Draw from the posterior with the spec's backend; one seed drives everything.
+
+    nutpie's compile time is kept in ``idata.attrs["compile_seconds"]`` (the other backends compile
+    inside their sampling call)."""
     if sampler.backend == "nutpie":
         import nutpie
 
         # Frozen dims and data are compile-time constants: terms of the data alone fold away and
         # numba compiles less (benchmarks/results.md: 15% faster gradients, 15% shorter compile).
+        started = time.perf_counter()
         with _without_initvals(model) as initvals:
             compiled = nutpie.compile_pymc_model(model, freeze_model=True, initial_points=initvals)
+        compile_seconds = time.perf_counter() - started
         check_interrupted()  # an interrupt during numba's compilation is swallowed by its callbacks
-        log.info("compiled; drawing %d chains x %d draws", sampler.chains, sampler.draws)
+        log.info("compiled in %.1f s; drawing %d chains x %d draws", compile_seconds, sampler.chains, sampler.draws)
         idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
                               target_accept=sampler.target_accept, progress_bar=progress)
         check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
+        idata.attrs["compile_seconds"] = round(compile_seconds, 2)
     elif sampler.backend == "numpyro":
         from pymc.model.transform.optimization import freeze_dims_and_data
 

@@ -167,7 +167,7 @@ def fit_run(spec_path: str | Path, *, data: str | None = None, seed: int = 20150
         "run_id": folder.name, "model": spec.model, "description": spec.description, "spec": str(spec.source),
         "spec_sha256": spec_sha, "data": model_data.source, "data_sha256": data_sha,
         "data_provenance": model_data.provenance, "seed": seed, "sampler": sampler.__dict__,
-        "sampling_seconds": round(seconds, 1), "quick": quick,
+        "sampling_seconds": round(seconds, 1), "compile_seconds": idata.attrs.get("compile_seconds"), "quick": quick,
         "priors": {k: v.describe() for k, v in spec.priors.items()},
         "capinno_levels": level_points(spec, idata, model_data) if spec.has_outcome else None,
         "diagnostics": diagnostics, "versions": package_versions(),

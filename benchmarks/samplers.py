@@ -1,36 +1,45 @@
 """Sampler backends on latent_factor: pm.sample's default NUTS, nutpie and numpyro (JAX), N = 116 and 1,000.
 
-Prints a table and writes benchmarks/results.md. Run: .venv/bin/python benchmarks/samplers.py
-Wall time includes compilation (what a user waits for); compile time is also shown separately for nutpie.
+Each measurement runs in a fresh Python process through ``inference.sample``, the code path
+``bayes-intl fit`` uses, with the spec's own settings (4 chains x 1000 draws). ``--cold`` first runs
+it against an empty PyTensor/numba compile cache (a user's first fit); the warm run follows on the
+cache that run left (every later fit). Wall time is compile plus sampling, the wait a user has.
+Appends a dated section to benchmarks/results.md.
+
+Run: .venv/bin/python benchmarks/samplers.py [--sizes 116 1000] [--backends nutpie pymc numpyro] [--cold]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import arviz as az
 import numpy as np
-import pandas as pd
-
-from bayes_intl import inference as inf
-from bayes_intl.data import CellTable, load_default
-from bayes_intl.models import ModelData, build_model
-from bayes_intl.report import markdown_table
-from bayes_intl.simulate import simulate_survey, survey_codebook
-from bayes_intl.spec import load_spec
-from bayes_intl.survey import validate_survey
 
 ROOT = Path(__file__).resolve().parents[1]
+SEED = 20150601
 
 
-def survey_of_size(n: int, seed: int = 1) -> ModelData:
+def survey_of_size(n: int, seed: int = 1):
     """A synthetic survey of about n firms: the reconstruction's cells scaled up, items simulated."""
+    from bayes_intl import inference as inf
+    from bayes_intl.data import CellTable, load_default
+    from bayes_intl.models import ModelData
+    from bayes_intl.simulate import simulate_survey, survey_codebook
+    from bayes_intl.spec import load_spec
+    from bayes_intl.survey import validate_survey
+
+    if n == 116:
+        return inf.load_model_data(load_spec(ROOT / "models" / "latent_factor.toml"))
     cells = load_default().cells.copy()
     factor = n / cells["n"].sum()
     cells["n"] = np.round(cells["n"] * factor).astype(int)
@@ -40,64 +49,87 @@ def survey_of_size(n: int, seed: int = 1) -> ModelData:
     return ModelData(survey.firms, survey, survey.source, survey.provenance)
 
 
-def run(backend: str, data: ModelData, spec, seed: int) -> dict:
-    sampler = replace(spec.sampler, backend=backend)
-    model = build_model(spec, data)
-    names = inf.parameter_names(model)
-    started = time.perf_counter()
-    compile_s = float("nan")
-    if backend == "nutpie":
-        import nutpie
+def measure(backend: str, n: int) -> dict:
+    """One fit in this process: wall (compile + sampling), compile, min ESS, R-hat, divergences."""
+    from dataclasses import replace
 
-        compiled = nutpie.compile_pymc_model(model)
-        compile_s = time.perf_counter() - started
-        idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
-                              target_accept=sampler.target_accept, progress_bar=False)
-    else:
-        idata = inf.sample(model, sampler, seed=seed, progress=False)
+    import arviz as az
+
+    from bayes_intl import inference as inf
+    from bayes_intl.models import build_model
+    from bayes_intl.spec import load_spec
+
+    spec = load_spec(ROOT / "models" / "latent_factor.toml")
+    sampler = replace(spec.sampler, backend=backend)
+    data = survey_of_size(n)
+    model = build_model(spec, data)
+    started = time.perf_counter()
+    idata = inf.sample(model, sampler, seed=SEED, progress=False)
     wall = time.perf_counter() - started
-    summary = az.summary(idata, var_names=names, kind="diagnostics")
+    summary = az.summary(idata, var_names=inf.parameter_names(model), kind="diagnostics")
     ess = float(summary["ess_bulk"].min())
-    return {"backend": backend, "firms": len(data.firms), "wall_s": round(wall, 1), "compile_s": round(compile_s, 1),
-            "min_ess_bulk": round(ess), "min_ess_tail": round(float(summary["ess_tail"].min())),
-            "ess_per_s": round(ess / wall, 1), "max_r_hat": round(float(summary["r_hat"].max()), 3),
-            "divergences": int(idata.sample_stats["diverging"].sum())}
+    return {"backend": backend, "firms": len(data.firms), "wall_s": round(wall, 1),
+            "compile_s": idata.attrs.get("compile_seconds", ""), "min_ess_bulk": round(ess),
+            "min_ess_tail": round(float(summary["ess_tail"].min())), "ess_per_s": round(ess / wall, 1),
+            "max_r_hat": round(float(summary["r_hat"].max()), 3),
+            "divergences": int(idata.sample_stats["diverging"].sum()),
+            "leapfrog_per_draw": round(float(idata.sample_stats["n_steps"].mean()), 1)
+            if "n_steps" in idata.sample_stats else ""}
+
+
+def in_child(backend: str, n: int, compiledir: str | None) -> dict:
+    """``measure`` in a fresh interpreter, optionally on its own (empty) compile cache."""
+    env = dict(os.environ)
+    if compiledir:
+        env["PYTENSOR_FLAGS"] = ",".join(filter(None, [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={compiledir}"]))
+    done = subprocess.run([sys.executable, __file__, "--child", backend, str(n)], env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        return {"backend": backend, "firms": n, "note": f"failed: {last}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[116, 1000])
     parser.add_argument("--backends", nargs="+", default=["nutpie", "pymc", "numpyro"])
+    parser.add_argument("--cold", action="store_true", help="also measure a first fit on an empty compile cache")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    parser.add_argument("--child", nargs=2, metavar=("BACKEND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child[0], int(args.child[1]))))
+        return
+    from bayes_intl.report import markdown_table
+    from bayes_intl.spec import load_spec
+
     spec = load_spec(ROOT / "models" / "latent_factor.toml")
     rows = []
     for n in args.sizes:
-        data = load_default_survey() if n == 116 else survey_of_size(n)
         for backend in args.backends:
             if backend == "numpyro" and importlib.util.find_spec("numpyro") is None:
-                rows.append({"backend": backend, "firms": len(data.firms), "note": "not installed (jax, numpyro)"})
+                rows.append({"backend": backend, "firms": n, "note": "not installed (pip install -e '.[numpyro]')"})
                 continue
-            try:
-                rows.append(run(backend, data, spec, seed=20150601))
-            except Exception as exc:  # a backend that cannot run this model is a result too
-                first = str(exc).strip().splitlines()[0][:120]
-                rows.append({"backend": backend, "firms": len(data.firms), "note": f"failed: {type(exc).__name__}: {first}"})
-            print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    header = (f"# Sampler benchmark: latent_factor, {spec.sampler.chains} chains x {spec.sampler.draws} draws "
-              f"({spec.sampler.tune} tuning)\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}. Wall time includes compilation. Command: "
-              "`.venv/bin/python benchmarks/samplers.py`\n\n")
-    (ROOT / "benchmarks").mkdir(exist_ok=True)
-    cells = [[("" if pd.isna(v) else str(v)) for v in row] for row in table.itertuples(index=False)]
-    Path(args.out).write_text(header + markdown_table(list(table.columns), cells) + "\n")
-    print(table.to_string(index=False))
-
-
-def load_default_survey() -> ModelData:
-    spec = load_spec(ROOT / "models" / "latent_factor.toml")
-    return inf.load_model_data(spec)
+            with tempfile.TemporaryDirectory(prefix="bayes-intl-cache-") as cache:
+                runs = [("cold", cache), ("warm", cache)] if args.cold else [("warm", None)]
+                for kind, compiledir in runs:
+                    row = {"cache": kind, **in_child(backend, n, compiledir)}
+                    rows.append(row)
+                    print(row, flush=True)
+    columns = ["backend", "firms", "cache", "wall_s", "compile_s", "min_ess_bulk", "min_ess_tail", "ess_per_s",
+               "max_r_hat", "divergences", "leapfrog_per_draw", "note"]
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    sampler = spec.sampler
+    section = (f"\n## {datetime.date.today()}: `benchmarks/samplers.py {' '.join(sys.argv[1:])}`\n\n"
+               f"latent_factor, {sampler.chains} chains x {sampler.draws} draws ({sampler.tune} tuning), "
+               f"target_accept {sampler.target_accept}, seed {SEED}. Machine: {platform.machine()}, "
+               f"{os.cpu_count()} cores, Python {platform.python_version()}. Wall = compile + sampling, "
+               "each in a fresh process through `inference.sample`.\n\n"
+               + markdown_table(columns, cells) + "\n")
+    with open(args.out, "a", encoding="utf-8") as handle:
+        handle.write(section)
+    print(section)
 
 
 if __name__ == "__main__":
