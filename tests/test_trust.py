@@ -50,7 +50,7 @@ def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp
                              "--seed", "4", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # wait until the model is compiled and drawing
-        if (when == "compiling" and "sampling paper_logit" in line) or "compiled; drawing" in line \
+        if (when == "compiling" and "sampling paper_logit" in line) or ("compiled in" in line and "drawing" in line) \
                 or time.monotonic() > deadline:
             break
     time.sleep(0.5 if when == "compiling" else 2)
