@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -21,8 +23,38 @@ from .errors import BayesIntlError
 log = logging.getLogger("bayes_intl")
 
 
+_JSON_STREAM = None  # the real stdout while a --json command runs with file descriptor 1 sent to stderr
+
+
 def _emit_json(payload: dict) -> None:
-    print(json.dumps(payload, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    print(json.dumps(payload, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)),
+          file=_JSON_STREAM or sys.stdout, flush=True)
+
+
+@contextmanager
+def _json_only_stdout(enabled: bool):
+    """With --json, stdout carries the JSON alone: whatever else reaches file descriptor 1 while the
+    command runs (a solver's C-level messages, worker processes' prints) goes to stderr instead."""
+    global _JSON_STREAM
+    try:
+        real = enabled and sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # stdout replaced (captured, redirected in-process)
+        real = False
+    if not real:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    _JSON_STREAM = os.fdopen(os.dup(saved), "w")
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        _JSON_STREAM.close()
+        _JSON_STREAM = None
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def cmd_audit(args) -> int:
@@ -472,7 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return args.func(args)
+        with _json_only_stdout(getattr(args, "json", False)):
+            return args.func(args)
     except BayesIntlError as exc:
         print(f"bayes-intl {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

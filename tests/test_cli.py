@@ -60,3 +60,38 @@ def test_reconstruct_json_keys(tmp_path, capsys):
     assert set(payload["table"][0]) == {"size", "capinno", "activity", "n", "y"}
     assert sum(row["n"] for row in payload["table"]) == 116
     assert "RECONSTRUCTED" in (tmp_path / "best_firms.csv").read_text().splitlines()[1]
+
+
+NOISY_COMMAND = """
+import argparse, os, subprocess, sys
+from bayes_intl import cli
+
+def noisy(args):  # what a solver's C code, a library and a worker process might write meanwhile
+    os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution\\n")
+    print("a library's print")
+    subprocess.run(["echo", "a worker's print"], check=True)
+    cli._emit_json({"ok": 1})
+    return 0
+
+parse = argparse.ArgumentParser.parse_args
+def parse_into_noisy(self, args=None, namespace=None):
+    ns = parse(self, args, namespace)
+    ns.func = noisy
+    return ns
+argparse.ArgumentParser.parse_args = parse_into_noisy
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_json_stdout_carries_only_the_json(tmp_path, as_json):
+    """With --json, writes to file descriptor 1 by C code, libraries or child processes go to stderr."""
+    argv = ["audit", "--out", str(tmp_path)] + (["--json"] if as_json else [])
+    done = subprocess.run([sys.executable, "-c", NOISY_COMMAND, *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    if as_json:
+        assert json.loads(done.stdout) == {"ok": 1}
+        for noise in ("HighsMipSolverData", "a library's print", "a worker's print"):
+            assert noise in done.stderr
+    else:  # without --json nothing is redirected
+        assert "a library's print" in done.stdout and "a worker's print" in done.stdout
