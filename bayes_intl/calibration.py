@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import expit
 
 from .data import load_default
-from .inference import sample, scalar_draws
+from .inference import sample, scalar_draws, without_initvals
 from .models import ModelData, build_model
 from .simulate import ITEM_TABLE, PROVENANCE, SECOND_ORDER, item_responses, survey_codebook
 from .spec import Spec
@@ -143,11 +143,9 @@ def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict
     import pymc as pm
 
     model = build_model(spec, data, generative=True)
-    for rv in list(model.rvs_to_initial_values):  # starting points matter to NUTS, not to forward sampling
-        model.rvs_to_initial_values[rv] = None
     observed = [rv.name for rv in model.observed_RVs]
     extra = ["capinno_band"] if spec.model == "coarsened_latent" else []
-    with model:
+    with without_initvals(model), model:  # starting points matter to NUTS, not to forward sampling
         prior = pm.sample_prior_predictive(draws=settings.sims, random_seed=settings.seed,
                                            var_names=[*SBC_PARAMETERS[spec.model], *observed, *extra])
     names = [n for n in SBC_PARAMETERS[spec.model] if n in prior.prior]

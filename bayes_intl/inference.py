@@ -69,7 +69,7 @@ def model_data_hash(data: ModelData) -> str:
 
 
 @contextmanager
-def _without_initvals(model: pm.Model):
+def without_initvals(model: pm.Model):
     """Lift the custom starting values (the ordered cutpoints') off the model for the length of the
     block, yielding them by name: PyMC's freeze transform refuses a model that carries them, so they
     are handed to the sampler instead."""
@@ -93,7 +93,7 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         # Frozen dims and data are compile-time constants: terms of the data alone fold away and
         # numba compiles less (benchmarks/results.md: 15% faster gradients, 15% shorter compile).
         started = time.perf_counter()
-        with _without_initvals(model) as initvals:
+        with without_initvals(model) as initvals:
             compiled = nutpie.compile_pymc_model(model, freeze_model=True, initial_points=initvals)
         compile_seconds = time.perf_counter() - started
         check_interrupted()  # an interrupt during numba's compilation is swallowed by its callbacks
@@ -106,28 +106,25 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         from pymc.model.transform.optimization import freeze_dims_and_data
 
         # JAX needs every shape constant: freeze the model's dims and data.
-        with _without_initvals(model) as initvals:
+        with without_initvals(model) as initvals:
             frozen = freeze_dims_and_data(model)
         with frozen:
             idata = pm.sample(draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                               target_accept=sampler.target_accept, random_seed=seed, progressbar=progress,
                               nuts_sampler="numpyro", initvals=initvals or None)
     else:
-        kwargs = {}
         with model:
             idata = pm.sample(draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                               target_accept=sampler.target_accept, random_seed=seed, progressbar=progress,
-                              cores=min(sampler.chains, 2), **kwargs)
+                              cores=min(sampler.chains, 2))
     return idata
 
 
 def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500) -> None:
     """Prior (and prior predictive), posterior predictive and the outcome's pointwise log-likelihood."""
-    # Ordered cutpoints need a starting point for sampling; PyMC's log-likelihood computation cannot
-    # convert a model carrying custom initial values, and after sampling they are no longer needed.
-    for rv in list(model.rvs_to_initial_values):
-        model.rvs_to_initial_values[rv] = None
-    with model, warnings.catch_warnings():
+    # PyMC's log-likelihood computation cannot convert a model carrying custom initial values (the
+    # ordered cutpoints' starting points, which only the sampler needs).
+    with without_initvals(model), model, warnings.catch_warnings():
         # coarsened_latent's Beta density on the latent index is a Potential, which predictive sampling
         # ignores. Table 5 does not use those draws (its CAPINNO levels are the band centres).
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
