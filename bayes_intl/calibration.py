@@ -161,13 +161,14 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
     """Fit a chunk of simulations in one process: the model is compiled once, the data swapped in."""
     import nutpie
 
-    from .inference import load_model_data
+    from .inference import load_model_data, nutpie_compile_cache
     from .spec import load_spec
 
     spec = load_spec(spec_path)
     data = load_model_data(spec, data_path, seed=settings.seed)
     model = build_model(spec, data)
-    compiled = nutpie.compile_pymc_model(model)
+    with nutpie_compile_cache() as cached:
+        compiled = nutpie.compile_pymc_model(model, cache=cached)
     rows = []
     for i in indices:
         updates = {name: values[i].astype(model[name].dtype) for name, values in simulated.items()}

@@ -66,6 +66,39 @@ def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp
     assert not any(p.name.endswith(".tmp") for p in runs.iterdir())
 
 
+COMPILE_ONCE = """
+import json, sys
+from dataclasses import replace
+import numpy as np
+from bayes_intl import inference as inf
+from bayes_intl.models import build_model
+from bayes_intl.spec import load_spec
+spec = load_spec(sys.argv[1])
+data = inf.load_model_data(spec)
+outcome = np.random.default_rng(int(sys.argv[2])).permutation(data.firms["internationalized"].to_numpy())
+data = replace(data, firms=data.firms.assign(internationalized=outcome))
+idata = inf.sample(build_model(spec, data), spec.sampler, seed=3, progress=False)
+print(json.dumps({"hit": idata.attrs["compile_cache_hit"], "draws": idata.posterior["intercept"].values.ravel().tolist()}))
+"""
+
+
+def test_a_compiled_model_is_reused_by_a_later_process_only_for_the_same_model_and_data(tmp_path):
+    """nutpie's compiled log-density is found again in a new process (no 8 s recompile) for the same
+    model and data, and never for data it has not seen: a stale reuse would sample the wrong posterior."""
+    spec = tiny_spec(tmp_path, draws=30)
+    unseen = str(int.from_bytes(__import__("os").urandom(4), "little"))  # outcomes no earlier run compiled
+
+    def fit() -> dict:
+        done = subprocess.run([sys.executable, "-c", COMPILE_ONCE, str(spec), unseen],
+                              capture_output=True, text=True, check=True, timeout=600)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = fit(), fit()
+    assert first["hit"] == 0
+    assert second["hit"] == 1
+    assert second["draws"] == first["draws"]
+
+
 def test_no_pickle_or_eval_in_the_package():
     """Saved runs load only from NetCDF and JSON; specs are TOML parsed into closed sets."""
     pattern = re.compile(r"\bimport pickle\b|\bpickle\.|\beval\(|\bexec\(|allow_pickle\s*=\s*True|read_pickle|"
