@@ -69,7 +69,9 @@ def measure(backend: str, n: int) -> dict:
     summary = az.summary(idata, var_names=inf.parameter_names(model), kind="diagnostics")
     ess = float(summary["ess_bulk"].min())
     return {"backend": backend, "firms": len(data.firms), "wall_s": round(wall, 1),
-            "compile_s": idata.attrs.get("compile_seconds", ""), "min_ess_bulk": round(ess),
+            "compile_s": idata.attrs.get("compile_seconds", ""),
+            "reused_compile": bool(idata.attrs["compile_cache_hit"]) if "compile_cache_hit" in idata.attrs else "",
+            "min_ess_bulk": round(ess),
             "min_ess_tail": round(float(summary["ess_tail"].min())), "ess_per_s": round(ess / wall, 1),
             "max_r_hat": round(float(summary["r_hat"].max()), 3),
             "divergences": int(idata.sample_stats["diverging"].sum()),
@@ -117,7 +119,7 @@ def main() -> None:
                     row = {"cache": kind, **in_child(backend, n, compiledir)}
                     rows.append(row)
                     print(row, flush=True)
-    columns = ["backend", "firms", "cache", "wall_s", "compile_s", "min_ess_bulk", "min_ess_tail", "ess_per_s",
+    columns = ["backend", "firms", "cache", "wall_s", "compile_s", "reused_compile", "min_ess_bulk", "min_ess_tail", "ess_per_s",
                "max_r_hat", "divergences", "leapfrog_per_draw", "note"]
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     sampler = spec.sampler
