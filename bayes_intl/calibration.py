@@ -167,8 +167,8 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
     spec = load_spec(spec_path)
     data = load_model_data(spec, data_path, seed=settings.seed)
     model = build_model(spec, data)
-    with nutpie_compile_cache() as cached:
-        compiled = nutpie.compile_pymc_model(model, cache=cached)
+    with nutpie_compile_cache() as cache:
+        compiled = nutpie.compile_pymc_model(model, cache=cache.enabled)
     rows = []
     for i in indices:
         updates = {name: values[i].astype(model[name].dtype) for name, values in simulated.items()}

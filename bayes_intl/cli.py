@@ -259,6 +259,25 @@ def cmd_fit(args) -> int:
     return 1 if (args.strict and not d["passed"]) else 0
 
 
+def cmd_compile(args) -> int:
+    from .pipeline import compile_spec
+
+    rows = []
+    for spec in args.specs:
+        row = compile_spec(spec, data=args.data, seed=args.seed)
+        rows.append(row)
+        if not args.json:
+            if row["seconds"] is None:
+                print(f"{row['model']}: backend {row['backend']} keeps no compiled model between runs; nothing to do")
+            else:
+                how = ("reused from the compile cache" if row["reused"] else "compiled and cached" if row["cached"]
+                       else "compiled; this model cannot be cached, so each fit compiles it again")
+                print(f"{row['model']}: {how} in {row['seconds']:.1f} s ({row['spec']})")
+    if args.json:
+        _emit_json({"compiled": rows})
+    return 0
+
+
 def _fit_ensemble(args, spec, sampler) -> int:
     from .inference import ensemble_tables, fit_ensemble
     from .report import fmt, text_table
@@ -459,6 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/runs", help="where run folders go (default: reports/runs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compile", help="compile model specs on their data ahead of the first fit (make does this)")
+    p.add_argument("specs", nargs="+", help="model specifications, e.g. models/latent_factor.toml")
+    p.add_argument("--data", help="data file (default: what each spec names)")
+    p.add_argument("--seed", type=int, default=20150601, help="seed of a synthetic survey (default: 20150601)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("compare", help="PSIS-LOO comparison of saved runs on the same outcome data")
     p.add_argument("runs", nargs="+", help="run folders written by bayes-intl fit")

@@ -82,6 +82,15 @@ def without_initvals(model: pm.Model):
         model.rvs_to_initial_values.update(saved)
 
 
+@dataclass
+class CompileCache:
+    """What ``nutpie_compile_cache`` could do: ``enabled`` when the hooks exist; ``refused`` lists
+    functions that had no stable key and so were compiled without the cache."""
+
+    enabled: bool
+    refused: list[str]
+
+
 @contextmanager
 def nutpie_compile_cache():
     """Let numba's disk cache find nutpie's compiled log-density again in a later process.
@@ -102,19 +111,19 @@ def nutpie_compile_cache():
         from numba.core.dispatcher import Dispatcher
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
     except ImportError:
-        yield False
+        yield CompileCache(False, [])
         return
-
-    def _stub(*identity):  # keys are hashed, never unpickled
-        raise RuntimeError("a numba cache key is not meant to be unpickled")
+    state = CompileCache(True, [])
 
     class StablePickler(serialize.NumbaPickler):
+        # A dispatcher becomes a plain tuple naming what it compiles (keys are hashed, never unpickled);
+        # the builtin `tuple` pickles by name, so the key does not depend on where this file lives.
         def reducer_override(self, obj):
             if isinstance(obj, Dispatcher):
                 key = CACHED_SRC_FUNCTIONS.get(obj.py_func)
                 if key is not None:
-                    return _stub, ("pytensor", key)
-                return _stub, (obj.py_func, obj.locals, obj.targetoptions)
+                    return tuple, (("pytensor numba function", key),)
+                return tuple, (("numba function", obj.py_func, obj.locals, obj.targetoptions),)
             return super().reducer_override(obj)
 
     def closure_hash(py_func) -> str:
@@ -129,6 +138,7 @@ def nutpie_compile_cache():
                 self._stable_hash = closure_hash(py_func)
             except Exception as exc:  # noqa: BLE001 (e.g. an op PyTensor itself does not cache)
                 log.debug("compiled model not cached: its closure has no stable key (%s)", exc)
+                state.refused.append(f"{py_func.__qualname__}: {exc}")
                 self._stable_hash = None
             else:
                 CACHED_SRC_FUNCTIONS[py_func] = self._stable_hash[:32]  # store beside PyTensor's entries
@@ -145,13 +155,38 @@ def nutpie_compile_cache():
                 super().save_overload(sig, data)
 
     if getattr(ccallback, "FunctionCache", None) is not FunctionCache:
-        yield False
+        yield CompileCache(False, [])
         return
     ccallback.FunctionCache = StableFunctionCache
     try:
-        yield True
+        yield state
     finally:
         ccallback.FunctionCache = FunctionCache
+
+
+@dataclass
+class CompiledModel:
+    """nutpie's compiled model, the seconds it took, and whether the compile cache supplied it
+    (``reused``) or will next time (``cached``)."""
+
+    compiled: object
+    seconds: float
+    reused: bool
+    cached: bool
+
+
+def compile_nutpie(model: pm.Model) -> CompiledModel:
+    """Compile a model for nutpie through the compile cache."""
+    import nutpie
+
+    # Frozen dims and data are compile-time constants: terms of the data alone fold away and
+    # numba compiles less (benchmarks/results.md: 15% faster gradients, 15% shorter compile).
+    started = time.perf_counter()
+    with without_initvals(model) as initvals, nutpie_compile_cache() as cache:
+        compiled = nutpie.compile_pymc_model(model, freeze_model=True, initial_points=initvals, cache=cache.enabled)
+    check_interrupted()  # an interrupt during numba's compilation is swallowed by its callbacks
+    reused = getattr(compiled.compiled_logp_func, "_cache_hits", 0) > 0
+    return CompiledModel(compiled, time.perf_counter() - started, reused, cache.enabled and not cache.refused)
 
 
 def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = True) -> az.InferenceData:
@@ -162,21 +197,14 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
     if sampler.backend == "nutpie":
         import nutpie
 
-        # Frozen dims and data are compile-time constants: terms of the data alone fold away and
-        # numba compiles less (benchmarks/results.md: 15% faster gradients, 15% shorter compile).
-        started = time.perf_counter()
-        with without_initvals(model) as initvals, nutpie_compile_cache() as cached:
-            compiled = nutpie.compile_pymc_model(model, freeze_model=True, initial_points=initvals, cache=cached)
-        compile_seconds = time.perf_counter() - started
-        check_interrupted()  # an interrupt during numba's compilation is swallowed by its callbacks
-        reused = getattr(compiled.compiled_logp_func, "_cache_hits", 0) > 0
-        log.info("compiled in %.1f s%s; drawing %d chains x %d draws", compile_seconds,
-                 " (reused from the compile cache)" if reused else "", sampler.chains, sampler.draws)
-        idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
+        built = compile_nutpie(model)
+        log.info("compiled in %.1f s%s; drawing %d chains x %d draws", built.seconds,
+                 " (reused from the compile cache)" if built.reused else "", sampler.chains, sampler.draws)
+        idata = nutpie.sample(built.compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
                               target_accept=sampler.target_accept, progress_bar=progress)
         check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
-        idata.attrs["compile_seconds"] = round(compile_seconds, 2)
-        idata.attrs["compile_cache_hit"] = int(reused)
+        idata.attrs["compile_seconds"] = round(built.seconds, 2)
+        idata.attrs["compile_cache_hit"] = int(built.reused)
     elif sampler.backend == "numpyro":
         from pymc.model.transform.optimization import freeze_dims_and_data
 

@@ -118,6 +118,23 @@ def run_id(spec, data_sha: str, seed: int, quick: bool) -> str:
     return f"{spec.model}-{spec.hash()[:8]}-{data_sha[:8]}-seed{seed}{'-quick' if quick else ''}"
 
 
+def compile_spec(spec_path: str | Path, *, data: str | None = None, seed: int = 20150601) -> dict:
+    """Compile a spec's model on its data into the compile cache without sampling, so the first
+    fit of it is fast (what the install does for the shipped specs on the embedded data)."""
+    from .inference import compile_nutpie, load_model_data, model_data_hash
+    from .models import build_model
+    from .spec import load_spec
+
+    spec = load_spec(spec_path)
+    model_data = load_model_data(spec, data, seed=seed)
+    row = {"spec": str(spec_path), "model": spec.model, "backend": spec.sampler.backend,
+           "data_sha256": model_data_hash(model_data), "seconds": None, "reused": False, "cached": False}
+    if spec.sampler.backend == "nutpie":  # the others keep no compiled model between processes
+        built = compile_nutpie(build_model(spec, model_data))
+        row.update(seconds=round(built.seconds, 2), reused=built.reused, cached=built.cached)
+    return row
+
+
 def fit_run(spec_path: str | Path, *, data: str | None = None, seed: int = 20150601, quick: bool = False,
             out: str | Path = "reports/runs", progress: bool = True, reuse: bool = False,
             command: str | None = None) -> FitRun:

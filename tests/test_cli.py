@@ -95,3 +95,17 @@ def test_json_stdout_carries_only_the_json(tmp_path, as_json):
             assert noise in done.stderr
     else:  # without --json nothing is redirected
         assert "a library's print" in done.stdout and "a worker's print" in done.stdout
+
+
+def test_compile_json_keys_and_the_second_compile_reuses_the_first(capsys):
+    """`bayes-intl compile` (what make runs after installing) leaves a compiled model the next compile reuses."""
+    keys = {"spec", "model", "backend", "data_sha256", "seconds", "reused", "cached"}
+    rows = []
+    for _ in range(2):
+        assert main(["compile", "models/paper_logit.toml", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)["compiled"]
+        assert set(row) == keys
+        rows.append(row)
+    assert rows[0]["model"] == "paper_logit" and rows[0]["backend"] == "nutpie" and rows[0]["cached"] is True
+    assert rows[1]["reused"] is True and rows[1]["data_sha256"] == rows[0]["data_sha256"]
+    assert rows[1]["seconds"] > 0
