@@ -103,6 +103,7 @@ def nutpie_compile_cache():
     have the hooks used here, fits compile as before.
     """
     import hashlib
+    import importlib.metadata
     import io
 
     try:
@@ -126,11 +127,14 @@ def nutpie_compile_cache():
                 return tuple, (("numba function", obj.py_func, obj.locals, obj.targetoptions),)
             return super().reducer_override(obj)
 
+    # Module-level helpers pickle by name, not body, so the versions that define them are in the key.
+    versions = " ".join(f"{name} {importlib.metadata.version(name)}" for name in ("nutpie", "pytensor", "numpy"))
+
     def closure_hash(py_func) -> str:
         cells = tuple(cell.cell_contents for cell in py_func.__closure__ or ())
         with io.BytesIO() as buffer:
             StablePickler(buffer, protocol=4).dump(cells)
-            return hashlib.sha256(py_func.__code__.co_code + buffer.getvalue()).hexdigest()
+            return hashlib.sha256(versions.encode() + py_func.__code__.co_code + buffer.getvalue()).hexdigest()
 
     class StableFunctionCache(FunctionCache):
         def __init__(self, py_func):
