@@ -17,8 +17,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,6 +199,28 @@ def exact_k(n: np.ndarray, s: np.ndarray, target: Targets) -> tuple[np.ndarray, 
     return k, b, se
 
 
+@contextmanager
+def _solver_stdout_silenced():
+    """Send file descriptor 1 to /dev/null while HiGHS runs: the HiGHS bundled with SciPy prints a
+    leftover debug line ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();",
+    ERGO-Code/HiGHS#2783) whatever its output options say."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(null)
+        os.close(saved)
+
+
+def _milp(*args, **kwargs) -> optimize.OptimizeResult:
+    with _solver_stdout_silenced():
+        return optimize.milp(*args, **kwargs)
+
+
 def outcome_table(n: np.ndarray, s: np.ndarray, p: np.ndarray, predicted_yes: np.ndarray,
                   target: Targets) -> np.ndarray | None:
     """Integer y with X'y = s, 0 <= y <= n and Table 3's 27 correct Yes, closest (L1) to n p; None if none."""
@@ -213,8 +237,8 @@ def outcome_table(n: np.ndarray, s: np.ndarray, p: np.ndarray, predicted_yes: np
                    optimize.LinearConstraint(abs_rows, -np.inf, abs_rhs)]
     bounds = optimize.Bounds(np.zeros(2 * m), np.concatenate([n, np.full(m, np.inf)]))
     integrality = np.concatenate([np.ones(m), np.zeros(m)])
-    res = optimize.milp(c, constraints=constraints, bounds=bounds, integrality=integrality,
-                        options={"node_limit": 5000})
+    res = _milp(c, constraints=constraints, bounds=bounds, integrality=integrality,
+                options={"node_limit": 5000})
     if res.status != 0:
         return None
     return np.round(res.x[:m]).astype(np.int64)
@@ -280,9 +304,9 @@ def _milp_step(n: np.ndarray, s: np.ndarray, target: Targets, p: np.ndarray, pre
         hi += [-const, np.inf]
     lower = np.concatenate([-np.minimum(n, radius), s[:3] - radius, [0.0]])
     upper = np.concatenate([np.full(m, float(radius)), s[:3] + radius, [np.inf]])
-    res = optimize.milp(np.eye(nv)[-1], constraints=optimize.LinearConstraint(np.array(rows), lo, hi),
-                        bounds=optimize.Bounds(lower, upper), integrality=np.concatenate([np.ones(m + 3), [0]]),
-                        options=MILP_OPTIONS)
+    res = _milp(np.eye(nv)[-1], constraints=optimize.LinearConstraint(np.array(rows), lo, hi),
+                bounds=optimize.Bounds(lower, upper), integrality=np.concatenate([np.ones(m + 3), [0]]),
+                options=MILP_OPTIONS)
     if res.x is None:
         return None
     return n + np.round(res.x[:m]), np.concatenate([np.round(res.x[m:m + 3]), [target.internationalized]])

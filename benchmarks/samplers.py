@@ -7,6 +7,7 @@ cache that run left (every later fit). Wall time is compile plus sampling, the w
 Appends a dated section to benchmarks/results.md.
 
 Run: .venv/bin/python benchmarks/samplers.py [--sizes 116 1000] [--backends nutpie pymc numpyro] [--cold]
+     [--target-accept 0.95] [--draws 1500]
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def survey_of_size(n: int, seed: int = 1):
     return ModelData(survey.firms, survey, survey.source, survey.provenance)
 
 
-def measure(backend: str, n: int) -> dict:
+def measure(backend: str, n: int, target_accept: float | None = None, draws: int | None = None) -> dict:
     """One fit in this process: wall (compile + sampling), compile, min ESS, R-hat, divergences."""
     from dataclasses import replace
 
@@ -60,7 +61,8 @@ def measure(backend: str, n: int) -> dict:
     from bayes_intl.spec import load_spec
 
     spec = load_spec(ROOT / "models" / "latent_factor.toml")
-    sampler = replace(spec.sampler, backend=backend)
+    sampler = replace(spec.sampler, backend=backend, target_accept=target_accept or spec.sampler.target_accept,
+                      draws=draws or spec.sampler.draws)
     data = survey_of_size(n)
     model = build_model(spec, data)
     started = time.perf_counter()
@@ -79,12 +81,14 @@ def measure(backend: str, n: int) -> dict:
             if "n_steps" in idata.sample_stats else ""}
 
 
-def in_child(backend: str, n: int, compiledir: str | None) -> dict:
+def in_child(backend: str, n: int, compiledir: str | None, target_accept: float | None = None,
+             draws: int | None = None) -> dict:
     """``measure`` in a fresh interpreter, optionally on its own (empty) compile cache."""
     env = dict(os.environ)
     if compiledir:
         env["PYTENSOR_FLAGS"] = ",".join(filter(None, [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={compiledir}"]))
-    done = subprocess.run([sys.executable, __file__, "--child", backend, str(n)], env=env, capture_output=True,
+    extra = (["--target-accept", str(target_accept)] if target_accept else []) + (["--draws", str(draws)] if draws else [])
+    done = subprocess.run([sys.executable, __file__, "--child", backend, str(n), *extra], env=env, capture_output=True,
                           text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1][:160]
@@ -98,10 +102,12 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["nutpie", "pymc", "numpyro"])
     parser.add_argument("--cold", action="store_true", help="also measure a first fit on an empty compile cache")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    parser.add_argument("--target-accept", type=float, default=None, help="override the spec's target_accept")
+    parser.add_argument("--draws", type=int, default=None, help="override the spec's draws per chain")
     parser.add_argument("--child", nargs=2, metavar=("BACKEND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]))))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.target_accept, args.draws)))
         return
     from bayes_intl.report import markdown_table
     from bayes_intl.spec import load_spec
@@ -116,7 +122,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="bayes-intl-cache-") as cache:
                 runs = [("cold", cache), ("warm", cache)] if args.cold else [("warm", None)]
                 for kind, compiledir in runs:
-                    row = {"cache": kind, **in_child(backend, n, compiledir)}
+                    row = {"cache": kind, **in_child(backend, n, compiledir, args.target_accept, args.draws)}
                     rows.append(row)
                     print(row, flush=True)
     columns = ["backend", "firms", "cache", "wall_s", "compile_s", "reused_compile", "min_ess_bulk", "min_ess_tail", "ess_per_s",
@@ -124,8 +130,8 @@ def main() -> None:
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     sampler = spec.sampler
     section = (f"\n## {datetime.date.today()}: `benchmarks/samplers.py {' '.join(sys.argv[1:])}`\n\n"
-               f"latent_factor, {sampler.chains} chains x {sampler.draws} draws ({sampler.tune} tuning), "
-               f"target_accept {sampler.target_accept}, seed {SEED}. Machine: {platform.machine()}, "
+               f"latent_factor, {sampler.chains} chains x {args.draws or sampler.draws} draws ({sampler.tune} tuning), "
+               f"target_accept {args.target_accept or sampler.target_accept}, seed {SEED}. Machine: {platform.machine()}, "
                f"{os.cpu_count()} cores, Python {platform.python_version()}. Wall = compile + sampling, "
                "each in a fresh process through `inference.sample`.\n\n"
                + markdown_table(columns, cells) + "\n")

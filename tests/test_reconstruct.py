@@ -39,3 +39,22 @@ def test_reconstruct_is_deterministic_for_a_seed_whatever_the_processes():
     cells = a.best.cells()
     assert cells["n"].sum() == 116 and cells["y"].sum() == 40
     assert np.all(cells["y"] <= cells["n"])
+
+
+def test_solver_output_is_silenced_and_the_solve_still_returns(capfd):
+    """HiGHS's stray C-level debug line never reaches the terminal; stdout works again afterwards."""
+    import os
+
+    import numpy as np
+    from scipy import optimize
+
+    from bayes_intl.reconstruct import _milp, _solver_stdout_silenced
+
+    with _solver_stdout_silenced():
+        os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();\n")
+    result = _milp(np.array([-1.0, -1.0]), constraints=optimize.LinearConstraint([[1.0, 2.0]], -np.inf, 3.5),
+                   bounds=optimize.Bounds([0, 0], [3, 3]), integrality=np.ones(2))
+    print("after")
+    out = capfd.readouterr().out
+    assert out == "after\n"
+    assert result.status == 0 and result.fun == -3.0
