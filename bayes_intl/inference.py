@@ -110,15 +110,20 @@ def nutpie_compile_cache():
         from numba.core import ccallback, serialize
         from numba.core.caching import FunctionCache
         from numba.core.dispatcher import Dispatcher
+        from pytensor import config
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
     except ImportError:
+        yield CompileCache(False, [])
+        return
+    if not config.numba__cache:  # the user turned PyTensor's numba cache off
         yield CompileCache(False, [])
         return
     state = CompileCache(True, [])
 
     class StablePickler(serialize.NumbaPickler):
-        # A dispatcher becomes a plain tuple naming what it compiles (keys are hashed, never unpickled);
-        # the builtin `tuple` pickles by name, so the key does not depend on where this file lives.
+        # Keys are hashed, never unpickled: a dispatcher becomes a plain tuple naming what it compiles;
+        # the builtin `tuple` pickles by name, so the key does not change with this file's place or lines.
+        # (nutpie's own nested functions pickle with their file name: a new virtual environment compiles once.)
         def reducer_override(self, obj):
             if isinstance(obj, Dispatcher):
                 key = CACHED_SRC_FUNCTIONS.get(obj.py_func)
@@ -140,13 +145,12 @@ def nutpie_compile_cache():
         def __init__(self, py_func):
             try:
                 self._stable_hash = closure_hash(py_func)
-            except Exception as exc:  # noqa: BLE001 (e.g. an op PyTensor itself does not cache)
-                log.debug("compiled model not cached: its closure has no stable key (%s)", exc)
-                state.refused.append(f"{py_func.__qualname__}: {exc}")
-                self._stable_hash = None
-            else:
                 CACHED_SRC_FUNCTIONS[py_func] = self._stable_hash[:32]  # store beside PyTensor's entries
-            super().__init__(py_func)
+                super().__init__(py_func)
+            except Exception as exc:  # noqa: BLE001 (no stable key, e.g. a C pointer; or no cache directory)
+                log.debug("compiled model not cached: %s", exc)
+                state.refused.append(f"{py_func.__qualname__}: {exc}")
+                self._stable_hash = None  # then load_overload and save_overload do nothing
 
         def _index_key(self, sig, codegen):
             return sig, codegen.magic_tuple(), self._stable_hash
