@@ -58,21 +58,13 @@ def _json_only_stdout(enabled: bool):
 
 
 def cmd_audit(args) -> int:
-    from .audit import run_audit
-    from .paper import load_paper
-    from .report import AUDIT_HEADERS, JOINT_HEADERS, audit_markdown, audit_rows, joint_rows, text_table
-    from .store import file_hash, package_versions, write_json, write_text
-    from importlib import resources
+    from .pipeline import write_audit
+    from .report import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows, text_table
 
-    result = run_audit(load_paper())
     out = Path(args.out)
-    payload = result.to_dict()
-    paper_file = resources.files("bayes_intl").joinpath("data/paper.toml")
-    payload["provenance"] = {"paper_figures_sha256": file_hash(str(paper_file)), "versions": package_versions()}
-    write_json(out / "audit.json", payload)
-    write_text(out / "audit.md", audit_markdown(result) + "\n")
+    result, payload = write_audit(out)
     if args.json:
-        _emit_json(payload | {"written": [str(out / "audit.json"), str(out / "audit.md")]})
+        _emit_json(payload)
         return 0
     s = result.summary
     print("Audit of the paper's published figures (each printed value read as the interval its rounding allows)\n")
@@ -88,28 +80,12 @@ def cmd_audit(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from .baselines import compare, fit_logit, fit_summary, published_tables
-    from .data import data_hash, load_default, read_outcome_data
+    from .data import load_default, read_outcome_data
+    from .pipeline import write_baseline
     from .report import fmt, text_table
-    from .store import package_versions, write_csv, write_json
 
     data = read_outcome_data(args.data) if args.data else load_default()
-    fit = fit_logit(data, formula=args.formula)
-    comparison = compare(published_tables(), fit.tables)
-    out = Path(args.out)
-    note = f"data: {data.source} ({data.provenance})"
-    write_csv(out / "tables.csv", fit.tables.assign(data_provenance=data.provenance), header_note=note)
-    write_csv(out / "comparison.csv", comparison.assign(data_provenance=data.provenance), header_note=note)
-    payload = {
-        "data": data.source,
-        "data_provenance": data.provenance,
-        "data_sha256": data_hash(data),
-        "fit": fit_summary(fit),
-        "comparison": comparison.to_dict(orient="records"),
-        "versions": package_versions(),
-        "written": [str(out / "tables.csv"), str(out / "comparison.csv"), str(out / "baseline.json")],
-    }
-    write_json(out / "baseline.json", payload)
+    fit, comparison, payload = write_baseline(data, Path(args.out), formula=args.formula)
     if args.json:
         _emit_json(payload)
         return 0

@@ -310,24 +310,56 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, out: str | Path | N
                         "outputs": s.outputs} for s in stages]}
 
 
-def _stage_audit(folder: Path):
+def write_audit(folder: Path):
+    """Run the audit and write ``audit.json`` (with the paper file's hash and package versions) and
+    ``audit.md``; shared by ``bayes-intl audit`` and the analysis stage. Returns (result, payload)."""
     from .audit import run_audit
     from .paper import load_paper
     from .report import audit_markdown
-    from .store import write_json, write_text
+    from .store import file_hash, package_versions, write_json, write_text
 
     result = run_audit(load_paper())
+    payload = result.to_dict()
+    paper_file = resources.files("bayes_intl").joinpath("data/paper.toml")
+    payload["provenance"] = {"paper_figures_sha256": file_hash(str(paper_file)), "versions": package_versions()}
+    payload["written"] = [str(write_json(folder / "audit.json", payload)),
+                          str(write_text(folder / "audit.md", audit_markdown(result) + "\n"))]
+    return result, payload
+
+
+def write_baseline(data, folder: Path, *, formula: str | None = None):
+    """Refit the logit on outcome data and write ``tables.csv``, ``comparison.csv`` and
+    ``baseline.json`` (labelled with the data's provenance); shared by ``bayes-intl baseline`` and the
+    analysis stage. Returns (fit, comparison, payload)."""
+    from .baselines import PAPER_FORMULA, compare, fit_logit, fit_summary, published_tables
+    from .data import data_hash
+    from .store import package_versions, write_csv, write_json
+
+    fit = fit_logit(data, formula=formula or PAPER_FORMULA)
+    comparison = compare(published_tables(), fit.tables)
+    note = f"data: {data.source} ({data.provenance})"
+    written = [str(folder / "tables.csv"), str(folder / "comparison.csv"), str(folder / "baseline.json")]
+    write_csv(folder / "tables.csv", fit.tables.assign(data_provenance=data.provenance), header_note=note)
+    write_csv(folder / "comparison.csv", comparison.assign(data_provenance=data.provenance), header_note=note)
+    payload = {"data": data.source, "data_provenance": data.provenance, "data_sha256": data_hash(data),
+               "fit": fit_summary(fit), "comparison": comparison.to_dict(orient="records"),
+               "versions": package_versions(), "written": written}
+    write_json(folder / "baseline.json", payload)
+    return fit, comparison, payload
+
+
+def _stage_audit(folder: Path):
+    result, payload = write_audit(folder)
     s = result.summary
-    written = [write_json(folder / "audit.json", result.to_dict()), write_text(folder / "audit.md", audit_markdown(result) + "\n")]
-    return written, (f"{s['consistent']} of {s['figures_checked']} checks consistent; inconsistent: "
-                     f"{', '.join(s['inconsistent']) or 'none'}"), {"json": str(written[0])}
+    return payload["written"], (f"{s['consistent']} of {s['figures_checked']} checks consistent; inconsistent: "
+                                f"{', '.join(s['inconsistent']) or 'none'}"), {"json": str(payload["written"][0])}
 
 
 def _stage_reconstruct(folder: Path, preset: dict, seed: int):
     """Rerun the reconstruction search, or (``search = false``) take the shipped reconstruction."""
     from .baselines import compare, fit_logit, fit_summary, published_tables
     from .data import data_hash, default_data_path, load_default
-    from .store import write_csv, write_json
+    from .store import package_versions, write_csv, write_json
 
     shipped = load_default()
     meta = json.loads(resources.files("bayes_intl").joinpath("data/reconstruction.json").read_text())
@@ -349,7 +381,8 @@ def _stage_reconstruct(folder: Path, preset: dict, seed: int):
     payload = {"k": k, "how": how, "settings": settings, "seed": seed, "same_as_shipped": bool(same),
                "shipped_k": meta["k"], "table": table.cells.to_dict(orient="records"), "refit": fit_summary(fit),
                "refit_vs_published": refit.to_dict(orient="records"), "data_provenance": table.provenance,
-               "ensemble_within": meta.get("within", {}), "distinct_designs_scored": meta.get("distinct_designs_scored")}
+               "ensemble_within": meta.get("within", {}), "distinct_designs_scored": meta.get("distinct_designs_scored"),
+               "versions": package_versions()}
     js = write_json(folder / "reconstruction.json", payload)
     printed_same = int(refit["same_when_printed"].sum())
     summary = (f"k = {k:.2f} ({how}); refit prints {printed_same} of {len(refit)} Table 3-4 figures identically; "
@@ -371,20 +404,12 @@ def _stage_survey(folder: Path, table_csv: str, seed: int):
 
 
 def _stage_baseline(folder: Path, table_csv: str):
-    from .baselines import compare, fit_logit, fit_summary, published_tables
     from .data import read_outcome_data
-    from .store import write_csv, write_json
 
-    data = read_outcome_data(table_csv)
-    fit = fit_logit(data)
-    comparison = compare(published_tables(), fit.tables)
-    tables = write_csv(folder / "tables.csv", fit.tables.assign(data_provenance=data.provenance))
-    comp = write_csv(folder / "comparison.csv", comparison.assign(data_provenance=data.provenance))
-    js = write_json(folder / "baseline.json", {"data": data.source, "data_provenance": data.provenance,
-                                                "fit": fit_summary(fit), "comparison": comparison.to_dict(orient="records")})
+    _, comparison, payload = write_baseline(read_outcome_data(table_csv), folder)
     same = int(comparison["same_when_printed"].sum())
-    return [tables, comp, js], f"{same} of {len(comparison)} published figures printed identically by the refit", \
-        {"json": str(js)}
+    return payload["written"], f"{same} of {len(comparison)} published figures printed identically by the refit", \
+        {"json": payload["written"][2]}
 
 
 def _stage_compare(folder: Path, runs: list[Path]):

@@ -28,6 +28,21 @@ def test_run_writes_every_stage_and_a_report(quick_analysis):
     assert Path(result["report"]).name == "index.html"
 
 
+def test_stage_outputs_carry_the_same_provenance_as_the_commands(quick_analysis):
+    """The analysis's audit and baseline write what `bayes-intl audit` / `baseline` write: hashes,
+    package versions and the data's RECONSTRUCTED label on every file."""
+    _, _, root = quick_analysis
+    audit = json.loads((root / "out" / "audit" / "audit.json").read_text())
+    assert set(audit["provenance"]) == {"paper_figures_sha256", "versions"}
+    baseline = json.loads((root / "out" / "baseline" / "baseline.json").read_text())
+    assert len(baseline["data_sha256"]) == 64 and "pymc" in baseline["versions"]
+    assert "RECONSTRUCTED" in baseline["data_provenance"].upper()
+    assert "pymc" in json.loads((root / "out" / "reconstruct" / "reconstruction.json").read_text())["versions"]
+    for name in ("tables.csv", "comparison.csv"):
+        assert (root / "out" / "baseline" / name).read_text().upper().startswith("# DATA:"), name
+        assert "RECONSTRUCTED" in (root / "out" / "baseline" / name).read_text().splitlines()[0].upper(), name
+
+
 def test_report_has_every_section_and_embedded_figures(quick_analysis):
     _, result, _ = quick_analysis
     index = Path(result["report"])
