@@ -43,18 +43,15 @@ def _json_only_stdout(enabled: bool):
     if not real:
         yield
         return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    _JSON_STREAM = os.fdopen(os.dup(saved), "w")
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        _JSON_STREAM.close()
-        _JSON_STREAM = None
-        os.dup2(saved, 1)
-        os.close(saved)
+    from .store import stdout_fd_redirected
+
+    with stdout_fd_redirected(2) as stdout:
+        _JSON_STREAM = os.fdopen(os.dup(stdout), "w")
+        try:
+            yield
+        finally:
+            _JSON_STREAM.close()
+            _JSON_STREAM = None
 
 
 def cmd_audit(args) -> int:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .data import CellTable
 from .paper import TABLE4_TERMS, load_paper
+from .store import stdout_fd_redirected
 
 log = logging.getLogger(__name__)
 
@@ -199,25 +198,11 @@ def exact_k(n: np.ndarray, s: np.ndarray, target: Targets) -> tuple[np.ndarray, 
     return k, b, se
 
 
-@contextmanager
-def _solver_stdout_silenced():
-    """Send file descriptor 1 to /dev/null while HiGHS runs: the HiGHS bundled with SciPy prints a
+def _milp(*args, **kwargs) -> optimize.OptimizeResult:
+    """``scipy.optimize.milp`` with stdout sent to /dev/null: the HiGHS bundled with SciPy prints a
     leftover debug line ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();",
     ERGO-Code/HiGHS#2783) whatever its output options say."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(null)
-        os.close(saved)
-
-
-def _milp(*args, **kwargs) -> optimize.OptimizeResult:
-    with _solver_stdout_silenced():
+    with stdout_fd_redirected(os.devnull):
         return optimize.milp(*args, **kwargs)
 
 

@@ -1,6 +1,7 @@
 """Writing outputs safely: every file goes to a temporary name in its folder and is renamed into place.
 
-Also provenance (package versions, hashes) recorded beside every output.
+Also provenance (package versions, hashes) recorded beside every output, and where stray writes to
+standard output go.
 """
 
 from __future__ import annotations
@@ -9,13 +10,33 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
 PACKAGES = ("bayes_intl", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "arviz", "highspy")
+
+
+@contextmanager
+def stdout_fd_redirected(target: int | str):
+    """Point file descriptor 1 at ``target`` (a file descriptor, or a path such as ``os.devnull``) for
+    the block, so C code and child processes write there too; yields a duplicate of the real stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    opened = os.open(target, os.O_WRONLY) if isinstance(target, str) else None
+    try:
+        os.dup2(target if opened is None else opened, 1)
+        yield saved
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        if opened is not None:
+            os.close(opened)
 
 
 def write_text(path: str | Path, text: str) -> Path:

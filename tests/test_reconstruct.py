@@ -48,9 +48,10 @@ def test_solver_output_is_silenced_and_the_solve_still_returns(capfd):
     import numpy as np
     from scipy import optimize
 
-    from bayes_intl.reconstruct import _milp, _solver_stdout_silenced
+    from bayes_intl.reconstruct import _milp
+    from bayes_intl.store import stdout_fd_redirected
 
-    with _solver_stdout_silenced():
+    with stdout_fd_redirected(os.devnull):
         os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();\n")
     result = _milp(np.array([-1.0, -1.0]), constraints=optimize.LinearConstraint([[1.0, 2.0]], -np.inf, 3.5),
                    bounds=optimize.Bounds([0, 0], [3, 3]), integrality=np.ones(2))

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -86,7 +87,7 @@ def test_a_compiled_model_is_reused_by_a_later_process_only_for_the_same_model_a
     """nutpie's compiled log-density is found again in a new process (no 8 s recompile) for the same
     model and data, and never for data it has not seen: a stale reuse would sample the wrong posterior."""
     spec = tiny_spec(tmp_path, draws=30)
-    unseen = str(int.from_bytes(__import__("os").urandom(4), "little"))  # outcomes no earlier run compiled
+    unseen = str(int.from_bytes(os.urandom(4), "little"))  # outcomes no earlier run compiled
 
     def fit() -> dict:
         done = subprocess.run([sys.executable, "-c", COMPILE_ONCE, str(spec), unseen],
