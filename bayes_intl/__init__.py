@@ -1,4 +1,7 @@
-"""bayes_intl: a Bayesian re-analysis toolkit for a published logit of SME internationalization on CAPINNO."""
+"""bayes_intl: a Bayesian re-analysis toolkit for a published logit of SME internationalization on CAPINNO.
+
+For scripts: ``bayes_intl.fit``, ``bayes_intl.load``, ``bayes_intl.compare`` and ``bayes_intl.report`` (see api.py).
+"""
 
 __version__ = "0.1.0"
 
@@ -21,3 +24,7 @@ def _configure_blas() -> None:
 
 
 _configure_blas()
+
+from .api import compare, fit, load, report  # noqa: E402  (after the BLAS setting, before any PyTensor import)
+
+__all__ = ["compare", "fit", "load", "report"]

@@ -185,3 +185,10 @@ def fit_summary(fit: LogitFit) -> dict:
     }
 
 
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for testing many hypotheses at once (statsmodels)."""
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(np.asarray(p_values, dtype=float), method="holm")[1]

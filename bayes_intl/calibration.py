@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .data import load_default
-from .inference import sample, scalar_draws, without_initvals
-from .models import ModelData, build_model
+from .compile_cache import without_initvals
+from .data import ModelData, load_default
+from .inference import sample
+from .models import build_model
 from .simulate import ITEM_TABLE, PROVENANCE, SECOND_ORDER, item_responses, survey_codebook
 from .spec import Spec
+from .summaries import scalar_draws
 from .survey import validate_survey
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def _truth_latent() -> dict[str, float]:
 
 def recovery(spec: Spec, *, seeds: range, draws: int = 500) -> pd.DataFrame:
     """One row per (seed, parameter): truth, posterior mean, 94% HDI and whether the truth is inside."""
-    latent = spec.model == "latent_factor"
+    latent = spec.entry.item_level
     truth = _truth_latent() if latent else _truth_outcome()
     sampler = replace(spec.sampler, draws=draws, tune=draws)
     spec = replace(spec, municipality=False)
@@ -114,13 +116,6 @@ def coverage(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- simulation-based calibration (Talts et al. 2018) ------------------------------------------
 
-SBC_PARAMETERS = {  # the parameters ranked per model: outcome coefficients, hyper-parameters, loadings
-    "paper_logit": ("intercept", "slope"),
-    "hierarchical_logit": ("intercept", "slope", "intercept_sd", "group_sd"),
-    "coarsened_latent": ("intercept", "slope", "index_alpha", "index_beta"),
-    "latent_factor": ("intercept", "slope", "intercept_sd", "group_sd", "second_order_loading", "loading"),
-    "measurement_only": ("second_order_loading", "loading"),
-}
 SBC_RANK_DRAWS = 100  # thinned posterior draws per simulation: ranks run 0..100
 SBC_BINS = 10
 
@@ -144,15 +139,15 @@ def sbc_truths(spec: Spec, data: ModelData, settings: SBCSettings) -> tuple[dict
 
     model = build_model(spec, data, generative=True)
     observed = [rv.name for rv in model.observed_RVs]
-    extra = ["capinno_band"] if spec.model == "coarsened_latent" else []
+    extra = list(spec.entry.simulated_extra)
     with without_initvals(model), model:  # starting points matter to NUTS, not to forward sampling
         prior = pm.sample_prior_predictive(draws=settings.sims, random_seed=settings.seed,
-                                           var_names=[*SBC_PARAMETERS[spec.model], *observed, *extra])
-    names = [n for n in SBC_PARAMETERS[spec.model] if n in prior.prior]
+                                           var_names=[*spec.entry.sbc_parameters, *observed, *extra])
+    names = [n for n in spec.entry.sbc_parameters if n in prior.prior]
     truths = scalar_draws(prior.prior, names)
     simulated = {f"{n}_observed": prior.prior_predictive[n].isel(chain=0).to_numpy() for n in observed}
-    if extra:
-        simulated["capinno_band_observed"] = prior.prior["capinno_band"].isel(chain=0).to_numpy().astype(np.int64)
+    for name in extra:  # generative-only variables that the fitted model observes as data
+        simulated[f"{name}_observed"] = prior.prior[name].isel(chain=0).to_numpy().astype(np.int64)
     return truths, simulated
 
 
@@ -161,11 +156,12 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
     """Fit a chunk of simulations in one process: the model is compiled once, the data swapped in."""
     import nutpie
 
-    from .inference import load_model_data, nutpie_compile_cache
+    from .compile_cache import nutpie_compile_cache
+    from .data import model_data
     from .spec import load_spec
 
     spec = load_spec(spec_path)
-    data = load_model_data(spec, data_path, seed=settings.seed)
+    data = model_data(spec, data_path, seed=settings.seed)
     model = build_model(spec, data)
     with nutpie_compile_cache() as cache:
         compiled = nutpie.compile_pymc_model(model, cache=cache.enabled)
@@ -181,7 +177,7 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
             rows += [{"sim": i, "parameter": name, "truth": float(true[i]), "rank": -1, "divergences": -1}
                      for name, true in truths.items()]
             continue
-        draws = scalar_draws(idata.posterior, SBC_PARAMETERS[spec.model])
+        draws = scalar_draws(idata.posterior, spec.entry.sbc_parameters)
         total = len(next(iter(draws.values())))
         keep = np.linspace(0, total - 1, SBC_RANK_DRAWS).round().astype(int)
         divergences = int(idata.sample_stats["diverging"].sum())
@@ -203,11 +199,11 @@ def run_sbc(spec_path: str | Path, settings: SBCSettings, *, data_path: str | No
     """
     import joblib
 
-    from .inference import load_model_data
+    from .data import model_data
     from .spec import load_spec
 
     spec = load_spec(spec_path)
-    data = load_model_data(spec, data_path, seed=settings.seed)
+    data = model_data(spec, data_path, seed=settings.seed)
     truths, simulated = sbc_truths(spec, data, settings)
     workers = max(1, min(jobs, settings.sims))
     chunks = [list(range(settings.sims))[k::workers] for k in range(workers)]
@@ -234,7 +230,8 @@ def uniformity(ranks: pd.DataFrame, bins: int = SBC_BINS) -> pd.DataFrame:
     of at least one), so Holm's adjustment across the model's parameters is reported beside them.
     """
     from scipy import stats
-    from statsmodels.stats.multitest import multipletests
+
+    from .baselines import holm
 
     rows = []
     edges = np.linspace(0, SBC_RANK_DRAWS + 1, bins + 1)
@@ -247,6 +244,6 @@ def uniformity(ranks: pd.DataFrame, bins: int = SBC_BINS) -> pd.DataFrame:
                      "rejected_at_1pct": bool(stats.chi2.sf(chi2, bins - 1) < 0.01)})
     table = pd.DataFrame(rows)
     if len(table):
-        table["p_holm"] = multipletests(table["p_value"], method="holm")[1]
+        table["p_holm"] = holm(table["p_value"].to_numpy())
         table["rejected_at_1pct_holm"] = table["p_holm"] < 0.01
     return table

@@ -1,4 +1,6 @@
-"""The `bayes-intl` command line: parses arguments, chains library calls, prints. Nothing else prints.
+"""The `bayes-intl` command line: parses arguments, calls the same functions as the analysis stages, prints.
+
+This is the only module that prints.
 
 Every command takes ``--json`` and then prints one JSON object on stdout instead of tables.
 Errors the user can fix print one line on stderr and exit with the error's code (2 for bad
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import BayesIntlError
+from .errors import BayesIntlError, library_warnings
 
 log = logging.getLogger("bayes_intl")
 
@@ -56,7 +58,7 @@ def _json_only_stdout(enabled: bool):
 
 def cmd_audit(args) -> int:
     from .pipeline import write_audit
-    from .report import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows, text_table
+    from .reporting import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows, text_table
 
     out = Path(args.out)
     result, payload = write_audit(out)
@@ -79,7 +81,7 @@ def cmd_audit(args) -> int:
 def cmd_baseline(args) -> int:
     from .data import load_default, read_outcome_data
     from .pipeline import write_baseline
-    from .report import fmt, text_table
+    from .reporting import fmt, text_table
 
     data = read_outcome_data(args.data) if args.data else load_default()
     fit, comparison, payload = write_baseline(data, Path(args.out), formula=args.formula)
@@ -101,134 +103,100 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from .baselines import compare, fit_logit, fit_summary, published_tables
-    from .reconstruct import ensemble_frame, reconstruct
-    from .report import fmt, text_table
-    from .store import package_versions, write_csv, write_json
+    from .pipeline import write_reconstruction
+    from .reporting import fmt, text_table
 
-    result = reconstruct(seed=args.seed, chains=args.chains, steps=args.steps, polish=args.polish, jobs=args.jobs)
-    best = result.best.table()
-    fit = fit_logit(best)
-    comparison = compare(published_tables(), fit.tables)
-    refit = comparison[comparison["table"].isin(["Table 3", "Table 4"])]
-    out = Path(args.out)
-    note = best.provenance
-    write_csv(out / "best_table.csv", best.cells.assign(data_provenance=note), header_note=None)
-    write_csv(out / "ensemble.csv", ensemble_frame(result), header_note=None)
-    if args.firms:
-        write_csv(out / "best_firms.csv", best.to_firms().firms, header_note=None)
-    classification = {r.id: float(r.refit) for r in comparison.itertuples() if r.table == "Table 3"}
-    payload = {
-        "k": result.best.k,
-        "table": best.cells.to_dict(orient="records"),
-        "refit": fit_summary(fit),
-        "refit_vs_published": refit.to_dict(orient="records"),
-        "classification": classification,
-        "within": result.within,
-        "distinct_designs_scored": result.distinct_designs_scored,
-        "ensemble": [{"k": c.k, "n": list(c.n), "y": list(c.y)} for c in result.ensemble],
-        "seed": result.seed,
-        "settings": result.settings,
-        "seconds": round(result.seconds, 1),
-        "data_provenance": note,
-        "versions": package_versions(),
-    }
-    write_json(out / "reconstruction.json", payload)
+    payload = write_reconstruction(Path(args.out), search=not args.shipped, seed=args.seed, chains=args.chains,
+                                   steps=args.steps, polish=args.polish, jobs=args.jobs, firms=args.firms)
     if args.json:
         _emit_json(payload)
         return 0
-    print(f"{note}\nBest cell table (k = {result.best.k:.2f}: every B and SE within {result.best.k * 0.0005:.4f} "
-          f"of Table 4), seed {result.seed}, {result.seconds:.0f} s\n")
+    k = payload["k"]
+    print(f"{payload['data_provenance']}\nBest cell table (k = {k:.2f}: every B and SE within {k * 0.0005:.4f} of "
+          f"Table 4): {payload['how']}, seed {payload['seed']}\n")
     print(text_table(["size", "capinno", "activity", "n", "y"],
-                     [[str(v) for v in row] for row in best.cells.itertuples(index=False)]))
+                     [[str(row[c]) for c in ("size", "capinno", "activity", "n", "y")] for row in payload["table"]]))
     print("\nRefit beside Tables 3 and 4")
     print(text_table(["figure", "published", "refit", "difference", "when printed"],
-                     [[r.id, fmt(r.published, 3), fmt(r.refit, 4), fmt(r.difference, 4),
-                       "same" if r.same_when_printed else "differs"] for r in refit.itertuples()]))
-    print(f"\nDistinct designs scored: {result.distinct_designs_scored}; within "
-          + ", ".join(f"{key}: {val}" for key, val in result.within.items()))
-    print(f"Ensemble: {len(result.ensemble)} distinct designs with k <= {result.settings['ensemble_k']}")
-    print(f"Written: {out}/best_table.csv, ensemble.csv, reconstruction.json")
-    return 0
-
-
-def cmd_simulate(args) -> int:
-    from .data import data_hash, load_default, read_outcome_data
-    from .simulate import ITEM_TABLE, codebook_toml, simulate_survey
-    from .store import package_versions, write_frame, write_json, write_text
-
-    frame = read_outcome_data(args.frame) if args.frame else load_default()
-    survey = simulate_survey(frame, seed=args.seed)
-    out = Path(args.out)
-    value_labels = {"activity": {0: "MM", 1: "IT"}, "size": {0: "micro", 1: "small", 2: "medium"},
-                    "internationalized": {0: "no", 1: "yes"}}
-    value_labels |= {name: {0: "no", 1: "yes"} for name, _, kind, *_ in ITEM_TABLE if kind == "binary"}
-    column_labels = {name: label for name, *_, label in ITEM_TABLE}
-    written = [write_frame(out / f"survey{ext}", survey.frame, value_labels=value_labels, column_labels=column_labels)
-               for ext in (".csv", ".parquet", ".sav")]
-    written.append(write_text(out / "codebook.toml", codebook_toml()))
-    written.append(write_json(out / "truth.json", survey.truth | {"frame": frame.source,
-                                                                 "frame_sha256": data_hash(frame),
-                                                                 "versions": package_versions()}))
-    payload = {"data_provenance": survey.truth["data_provenance"], "seed": survey.seed, "firms": len(survey.frame),
-               "items": len(ITEM_TABLE), "frame": frame.source, "written": [str(p) for p in written]}
-    if args.json:
-        _emit_json(payload)
-        return 0
-    print(f"{payload['data_provenance']}\n{payload['firms']} firms x {payload['items']} items from {frame.source} "
-          f"(seed {survey.seed}); every firm's CAPINNO band, recomputed from its items, equals the frame's.")
+                     [[r["id"], fmt(r["published"], 3), fmt(r["refit"], 4), fmt(r["difference"], 4),
+                       "same" if r["same_when_printed"] else "differs"] for r in payload["refit_vs_published"]]))
+    print(f"\nDistinct designs scored: {payload['distinct_designs_scored']}; within "
+          + ", ".join(f"{key}: {val}" for key, val in payload["within"].items()))
+    print(f"Ensemble: {payload['ensemble_members']} distinct designs with k <= {payload['settings']['ensemble_k']}; "
+          f"{'identical to' if payload['same_as_shipped'] else 'differs from'} the shipped table")
     print("Written: " + ", ".join(payload["written"]))
     return 0
 
 
-def cmd_fit(args) -> int:
-    from .pipeline import fit_run
-    from .report import fmt, text_table
-    from .spec import load_spec
+def cmd_simulate(args) -> int:
+    from .data import load_default, read_outcome_data
+    from .pipeline import write_survey
 
-    spec = load_spec(args.spec)
-    sampler = spec.quick if args.quick else spec.sampler
-    if args.ensemble:
-        return _fit_ensemble(args, spec, sampler)
-    run = fit_run(args.spec, data=args.data, seed=args.seed, quick=args.quick, out=args.out, progress=not args.json)
-    folder, record, tables, d = run.folder, run.record, run.tables, run.diagnostics
+    frame = read_outcome_data(args.frame) if args.frame else load_default()
+    payload = write_survey(frame, Path(args.out), seed=args.seed)
     if args.json:
-        _emit_json({"run": str(folder), "diagnostics": d,
-                    "coefficients": tables["coefficients"].to_dict(orient="records") if spec.has_outcome else [],
-                    "table5": tables["table5"].to_dict(orient="records") if spec.has_outcome else [],
+        _emit_json(payload)
+        return 0
+    print(f"{payload['data_provenance']}\n{payload['firms']} firms x {payload['items']} items from {frame.source} "
+          f"(seed {payload['seed']}); every firm's CAPINNO band, recomputed from its items, equals the frame's.")
+    print("Written: " + ", ".join(payload["written"]))
+    return 0
+
+
+def _print_outcome_tables(run) -> None:
+    from .reporting import fmt, text_table
+
+    coef = run.coefficients
+    print("Coefficients (log-odds): paper 95% CI, MLE 95% CI, posterior mean and 94% HDI")
+    print(text_table(["term", "paper B", "paper CI", "MLE B", "MLE CI", "posterior", "94% HDI"], [
+        [r.term, fmt(r.paper_b, 3), f"[{fmt(r.paper_ci_low, 2)}, {fmt(r.paper_ci_high, 2)}]", fmt(r.mle_b, 3),
+         f"[{fmt(r.mle_ci_low, 2)}, {fmt(r.mle_ci_high, 2)}]", fmt(r.post_mean, 3),
+         f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]"] for r in coef[coef.scale == "log-odds"].itertuples()]))
+    print("\nTable 5, posterior predictive: P(internationalized), 94% HDI, P(p > 0.5)")
+    print(text_table(["size", "capinno", "activity", "paper", "MLE", "posterior", "94% HDI", "P(p>0.5)"], [
+        [r.size, r.capinno, r.activity, fmt(r.paper, 2), fmt(r.mle, 3), fmt(r.mean, 3),
+         f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.p_above_half, 2)] for r in run.table5.itertuples()]))
+    prior = run.tables["table5_prior"]
+    width = float((prior["hdi_high"] - prior["hdi_low"]).mean())
+    verdict = ("wide: the posterior Table 5 is the data's doing" if width > 0.5
+               else "narrow: the priors, not only the data, shape Table 5")
+    print(f"Prior predictive check: before the data, each Table 5 cell's 94% interval is on average "
+          f"{fmt(width, 2)} wide (table5_prior.csv); {verdict}.")
+
+
+def _print_gate(d: dict) -> None:
+    state = "PASSED" if d["passed"] else "MISSED"
+    print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.3f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
+          f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)")
+    for item in d["failing"]:
+        print(f"  missed: {item}")
+    if d["advice"]:
+        print(f"  what to try: {d['advice']}")
+
+
+def cmd_fit(args) -> int:
+    from .runs import fit
+
+    if args.ensemble:
+        return _fit_ensemble(args)
+    run = fit(args.spec, data=args.data, seed=args.seed, quick=args.quick, out=args.out, progress=not args.json)
+    record, d = run.record, run.diagnostics
+    outcome = run.entry.outcome
+    if args.json:
+        _emit_json({"run": str(run.folder), "diagnostics": d,
+                    "coefficients": run.coefficients.to_dict(orient="records") if outcome else [],
+                    "table5": run.table5.to_dict(orient="records") if outcome else [],
                     "priors": record["priors"], "data_provenance": record["data_provenance"]})
-    else:
-        seconds = record["sampling_seconds"]
-        print(f"{spec.model}: {spec.description}\nData: {record['data']} ({record['data_provenance']})")
-        print("Priors: " + "; ".join(f"{k} ~ {v}" for k, v in record["priors"].items()))
-        print(f"Sampler: {sampler.backend}, {sampler.chains} chains x {sampler.draws} draws "
-              f"({sampler.tune} tuning), {seconds:.1f} s\n")
-        if spec.has_outcome:
-            coef = tables["coefficients"]
-            print("Coefficients (log-odds): paper 95% CI, MLE 95% CI, posterior mean and 94% HDI")
-            print(text_table(["term", "paper B", "paper CI", "MLE B", "MLE CI", "posterior", "94% HDI"], [
-                [r.term, fmt(r.paper_b, 3), f"[{fmt(r.paper_ci_low, 2)}, {fmt(r.paper_ci_high, 2)}]", fmt(r.mle_b, 3),
-                 f"[{fmt(r.mle_ci_low, 2)}, {fmt(r.mle_ci_high, 2)}]", fmt(r.post_mean, 3),
-                 f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]"] for r in coef[coef.scale == "log-odds"].itertuples()]))
-            print("\nTable 5, posterior predictive: P(internationalized), 94% HDI, P(p > 0.5)")
-            print(text_table(["size", "capinno", "activity", "paper", "MLE", "posterior", "94% HDI", "P(p>0.5)"], [
-                [r.size, r.capinno, r.activity, fmt(r.paper, 2), fmt(r.mle, 3), fmt(r.mean, 3),
-                 f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.p_above_half, 2)]
-                for r in tables["table5"].itertuples()]))
-            prior = tables["table5_prior"]
-            width = float((prior["hdi_high"] - prior["hdi_low"]).mean())
-            verdict = ("wide: the posterior Table 5 is the data's doing" if width > 0.5
-                       else "narrow: the priors, not only the data, shape Table 5")
-            print(f"Prior predictive check: before the data, each Table 5 cell's 94% interval is on average "
-                  f"{fmt(width, 2)} wide (table5_prior.csv); {verdict}.")
-        state = "PASSED" if d["passed"] else "MISSED"
-        print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.3f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
-              f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)")
-        for item in d["failing"]:
-            print(f"  missed: {item}")
-        if d["advice"]:
-            print(f"  what to try: {d['advice']}")
-        print(f"Written: {folder}/ (posterior.nc, run.json{', table5.csv, coefficients.csv' if tables else ''})")
+        return 1 if (args.strict and not d["passed"]) else 0
+    sampler = record["sampler"]
+    print(f"{run.spec.model}: {run.spec.description}\nData: {record['data']} ({record['data_provenance']})")
+    print("Priors: " + "; ".join(f"{k} ~ {v}" for k, v in record["priors"].items()))
+    print(f"Sampler: {sampler['backend']}, {sampler['chains']} chains x {sampler['draws']} draws "
+          f"({sampler['tune']} tuning), {record['sampling_seconds']:.1f} s\n")
+    if outcome:
+        _print_outcome_tables(run)
+    _print_gate(d)
+    print(f"Written: {run.folder}/ (posterior.nc, run.json, " + ", ".join(f"{n}.csv" for n in run.tables) + ")")
     return 1 if (args.strict and not d["passed"]) else 0
 
 
@@ -251,25 +219,18 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _fit_ensemble(args, spec, sampler) -> int:
-    from .inference import ensemble_tables, fit_ensemble
-    from .report import fmt, text_table
-    from .store import package_versions, write_csv, write_json
+def _fit_ensemble(args) -> int:
+    from .reporting import fmt, text_table
+    from .runs import fit_ensemble
 
-    n = args.members or len(ensemble_tables())
-    coef, cells = fit_ensemble(spec, sampler, seed=args.seed, members=n, progress=not args.json)
-    folder = Path(args.out) / f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{args.seed}{'-quick' if args.quick else ''}"
-    note = "RECONSTRUCTED data: the shipped ensemble of reconstructions (not the real survey)"
-    write_csv(folder / "ensemble_coefficients.csv", coef, header_note=note)
-    write_csv(folder / "ensemble_table5.csv", cells, header_note=note)
-    record = {"model": spec.model, "spec_sha256": spec.hash(), "members": n, "seed": args.seed,
-              "sampler": sampler.__dict__, "data_provenance": note, "versions": package_versions(), "complete": True}
-    write_json(folder / "run.json", record)
+    run = fit_ensemble(args.spec, seed=args.seed, members=args.members, quick=args.quick, out=args.out,
+                       progress=not args.json)
+    coef, cells, n = run.coefficients, run.table5, run.record["members"]
     if args.json:
-        _emit_json({"run": str(folder), "coefficients": coef.to_dict(orient="records"),
+        _emit_json({"run": str(run.folder), "coefficients": coef.to_dict(orient="records"),
                     "table5": cells.to_dict(orient="records"), "members": n})
         return 0
-    print(f"{spec.model} across {n} reconstructions ({note})\n")
+    print(f"{run.spec.model} across {n} reconstructions ({run.record['data_provenance']})\n")
     print("Coefficients: pooled posterior, and how much of the spread is the reconstruction's")
     print(text_table(["term", "pooled mean", "94% HDI", "between-reconstruction SD", "within-posterior SD",
                       "member means"], [
@@ -279,40 +240,29 @@ def _fit_ensemble(args, spec, sampler) -> int:
     print(text_table(["cell", "pooled mean", "94% HDI", "between SD", "within SD"], [
         [r.id, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
          fmt(r.within_sd, 3)] for r in cells.itertuples()]))
-    print(f"Written: {folder}/")
+    print(f"Written: {run.folder}/ (ensemble_coefficients.csv, ensemble_table5.csv, run.json)")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .errors import InputError
-    from .inference import compare_loo
-    from .report import fmt, text_table
-    from .store import load_run, write_csv, write_json
+    from .api import fitted_runs
+    from .pipeline import write_comparison
+    from .reporting import fmt, text_table
 
-    runs = {}
-    for folder in args.runs:
-        idata, record = load_run(folder)
-        runs[record.get("run_id", Path(folder).name)] = idata
-    try:
-        table = compare_loo(runs)
-    except ValueError as exc:
-        raise InputError(", ".join(args.runs), str(exc)) from None
     out = Path(args.out)
-    frame = table.reset_index().rename(columns={"index": "run"})
-    write_csv(out / "loo.csv", frame)
-    payload = {"loo": frame.to_dict(orient="records"), "runs": args.runs,
-               "note": "PSIS-LOO on the outcome log-likelihood only; elpd_loo higher is better"}
-    write_json(out / "loo.json", payload)
+    frame, payload = write_comparison(fitted_runs(args.runs, outcome=True), out)
     if args.json:
         _emit_json(payload)
         return 0
     print("Model comparison, PSIS-LOO on the outcome (internationalized) only; higher elpd is better")
-    print(text_table(["run", "rank", "elpd_loo", "SE", "elpd diff", "diff SE", "p_loo", "max Pareto k", "k > 0.7"], [
-        [r.run, str(r.rank), fmt(r.elpd_loo, 2), fmt(r.se, 2), fmt(r.elpd_diff, 2), fmt(r.dse, 2), fmt(r.p_loo, 2),
-         fmt(r.pareto_k_max, 2), str(r.pareto_k_over_0_7)] for r in frame.itertuples()], max_width=80))
+    print(text_table(["outcome data", "run", "rank", "elpd_loo", "SE", "elpd diff", "diff SE", "p_loo", "max Pareto k",
+                      "k > 0.7"], [
+        [r.outcome_data, r.run, str(r.rank), fmt(r.elpd_loo, 2), fmt(r.se, 2), fmt(r.elpd_diff, 2), fmt(r.dse, 2),
+         fmt(r.p_loo, 2), fmt(r.pareto_k_max, 2), str(r.pareto_k_over_0_7)] for r in frame.itertuples()], max_width=80))
     print("A difference smaller than about twice its SE is not a difference. Pareto k > 0.7 marks firms whose "
-          "influence makes that firm's LOO estimate unreliable.")
-    print(f"Written: {out / 'loo.csv'}, {out / 'loo.json'}")
+          "influence makes that firm's LOO estimate unreliable. Runs fitted to different outcome data are ranked "
+          "separately (outcome data).")
+    print("Written: " + ", ".join(payload["written"]))
     return 0
 
 
@@ -340,9 +290,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .pipeline import report_runs
+    from .api import report
 
-    written = report_runs(args.runs, args.out)
+    written = report(args.runs, out=args.out, command="bayes-intl report " + " ".join(map(str, args.runs)))
     payload = {"index": str(written.index), "sections": written.sections, "figures": written.figures,
                "written": [str(p) for p in written.files]}
     if args.json:
@@ -359,7 +309,7 @@ def cmd_sbc(args) -> int:
 
     from . import plots
     from .calibration import SBC_BINS, SBC_RANK_DRAWS, SBCSettings, run_sbc
-    from .report import fmt, text_table
+    from .reporting import fmt, text_table
     from .spec import load_spec
     from .store import package_versions, write_bytes, write_csv, write_json
 
@@ -402,12 +352,29 @@ def cmd_sbc(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayes-intl", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """Bayesian re-analysis of a published logistic regression: audit its printed figures, reconstruct
+data consistent with its tables, fit Bayesian models and report them beside the paper."""
+EPILOG = """Start with:  bayes-intl run --quick      (the whole re-analysis in about a minute; the report's path at the end)
+Then:        bayes-intl fit models/paper_logit.toml   (one model, with the paper's and the MLE's numbers beside it)
+Each command's options:  bayes-intl COMMAND --help.  Every command takes --json for machine-readable output.
+Exit codes: 0 done, 1 failed to run, 2 bad data values, 3 bad specification file, 4 unreadable file,
+5 file too large, 6 data and codebook disagree, 130 interrupted."""
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayes-intl", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bayes-intl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show progress messages and the libraries' own warnings on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _data_commands(sub)
+    _model_commands(sub)
+    return parser
+
+
+def _data_commands(sub) -> None:
+    """The commands about the paper and its data: audit, baseline, reconstruct, simulate."""
     p = sub.add_parser("audit", help="recompute every derivable published figure, rounding-aware")
     p.add_argument("--out", default="reports/audit", help="output folder (default: reports/audit)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -428,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polish", type=int, default=64, help="designs refined by MILP (default: 64)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores; same result)")
     p.add_argument("--firms", action="store_true", help="also write the best table expanded to firm rows")
+    p.add_argument("--shipped", action="store_true",
+                   help="do not search: check the shipped reconstruction by refitting it (seconds)")
     p.add_argument("--out", default="reports/reconstruct", help="output folder (default: reports/reconstruct)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_reconstruct)
@@ -439,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_simulate)
 
+
+def _model_commands(sub) -> None:
+    """The commands about models and runs: fit, compile, compare, sbc, run, report."""
     p = sub.add_parser("fit", help="sample a model spec (models/*.toml) and write a run folder")
     p.add_argument("spec", help="a model specification, e.g. models/paper_logit.toml")
     p.add_argument("--data", help="data file (default: what the spec names)")
@@ -493,7 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/report", help="output folder (default: reports/report)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_report)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -503,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with _json_only_stdout(getattr(args, "json", False)):
+        with _json_only_stdout(getattr(args, "json", False)), library_warnings(shown=args.verbose):
             return args.func(args)
     except BayesIntlError as exc:
         print(f"bayes-intl {args.command}: error: {exc}", file=sys.stderr)

@@ -254,3 +254,58 @@ def load_default() -> CellTable:
     data = read_outcome_data(default_data_path())
     assert isinstance(data, CellTable)
     return data
+
+
+# --- the data a model specification gets --------------------------------------------------------
+
+SYNTHETIC_SOURCE = "synthetic survey (bayes-intl simulate)"
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """What model builders consume: firm rows and, for item-level models, the validated survey.
+
+    A run loaded back from disk has ``survey = None``: its item responses are in the posterior file.
+    """
+
+    firms: pd.DataFrame  # firm_id, size, capinno, activity, internationalized[, municipality]
+    survey: object | None  # survey.SurveyData
+    source: str
+    provenance: str
+
+    def sha256(self) -> str:
+        """SHA-256 of the firm rows (and item responses): the data identity of every run."""
+        frame = self.firms if self.survey is None else pd.concat([self.firms, self.survey.items], axis=1)
+        return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+
+
+def synthetic_survey(table: OutcomeData, *, seed: int, source: str = SYNTHETIC_SOURCE):
+    """The synthetic item-level survey behind a cell table or firm rows, validated like a user's file."""
+    from .simulate import simulate_survey, survey_codebook
+    from .survey import validate_survey
+
+    return validate_survey(simulate_survey(table, seed=seed).frame, survey_codebook(), source=source)
+
+
+def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, codebook=None) -> ModelData:
+    """The data ``spec`` asks for (or ``path``): the reconstruction, its synthetic survey, or a user's file.
+
+    Item-level models get a survey: the synthetic one for "reconstruction"/"synthetic", else the file
+    read with ``codebook`` (default: the spec's, else the synthetic survey's codebook).
+    """
+    source = str(path) if path is not None else spec.data_source
+    if spec.entry.item_level:
+        if source in ("synthetic", "reconstruction"):
+            survey = synthetic_survey(load_default(), seed=seed)
+        else:
+            from .simulate import survey_codebook
+            from .survey import read_survey
+
+            survey = read_survey(source, codebook or spec.codebook or survey_codebook())
+        return ModelData(survey.firms, survey, survey.source, survey.provenance)
+    if source == "synthetic":
+        survey = synthetic_survey(load_default(), seed=seed)
+        return ModelData(survey.firms, None, survey.source, survey.provenance)
+    table = load_default() if source == "reconstruction" else read_outcome_data(source)
+    firms = (table.to_firms() if isinstance(table, CellTable) else table).firms
+    return ModelData(firms, None, table.source, table.provenance)

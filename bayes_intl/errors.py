@@ -6,7 +6,10 @@ codebook TOML); 4 unreadable file; 5 file too large; 6 data and codebook disagre
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
+from contextlib import contextmanager
 
 # Set by the CLI's SIGINT/SIGTERM handler. nutpie catches KeyboardInterrupt and returns the draws
 # made so far; long steps check this flag so that an interrupted run is never saved as complete.
@@ -70,3 +73,24 @@ class SpecError(BayesIntlError):
     """Bad specification file (unknown key, wrong type, unknown model)."""
 
     exit_code = 3
+
+
+@contextmanager
+def library_warnings(*, shown: bool):
+    """Libraries' warnings and banners (ArviZ's FutureWarning, statsmodels' separation warnings, PyMC's
+    notes) stay off the terminal unless -v: what matters of them is reported in plain words (the
+    diagnostic gate, the baseline's separation notes). Worker processes inherit the same setting."""
+    if shown:
+        yield
+        return
+    saved = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved

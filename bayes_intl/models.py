@@ -22,30 +22,18 @@ measurement_only: the measurement part alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from .data import ModelData
 from .spec import Prior, Spec
 from .survey import SurveyData
 
 DISTRIBUTION_CLASSES = {"Normal": pm.Normal, "HalfNormal": pm.HalfNormal, "StudentT": pm.StudentT,
                         "Exponential": pm.Exponential, "Gamma": pm.Gamma}
 DEFAULT_MUNICIPALITY_SD = Prior("HalfNormal", (("sigma", 0.5),))
-LEVEL_NAMES = ("low", "average", "high")
-
-
-@dataclass(frozen=True)
-class ModelData:
-    """What builders consume: firm rows (and, for item-level models, the survey)."""
-
-    firms: pd.DataFrame  # firm_id, size, capinno, activity, internationalized[, municipality]
-    survey: SurveyData | None
-    source: str
-    provenance: str
 
 
 def _observed(name: str, values: np.ndarray, dims: tuple[str, ...]):
@@ -103,10 +91,9 @@ def _stack(columns: list):
     return pt.stack([pt.as_tensor_variable(c) for c in columns], axis=1)
 
 
-def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, capinno=None) -> None:
-    """Add the outcome part (flat or hierarchical, per the spec's model) to ``model``."""
+def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical: bool, capinno=None) -> None:
+    """Add the outcome part, flat or hierarchical (sector-varying), to ``model``."""
     firms = data.firms
-    hierarchical = spec.model in ("hierarchical_logit", "latent_factor")
     exclude = (spec.group,) if hierarchical else ()
     names, columns = design_columns(spec, firms, exclude=exclude, capinno=capinno)
     model.add_coord("term", names)
@@ -246,75 +233,46 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     return capinno
 
 
+def build_paper_logit(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    _logit_outcome(spec, data, model, hierarchical=False)
+
+
+def build_hierarchical_logit(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    _logit_outcome(spec, data, model, hierarchical=True)
+
+
+def build_coarsened_latent(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    alpha = draw_prior("index_alpha", spec.priors["index_alpha"])
+    beta = draw_prior("index_beta", spec.priors["index_beta"])
+    if generative:  # the process the bands come from: u ~ Beta, band = the third u falls in
+        index = pm.Beta("capinno_index", alpha, beta, dims="firm")
+        pm.Deterministic("capinno_band", pt.minimum(pt.floor(3 * index), 2), dims="firm")
+    else:  # u observed only as its band: interval-censored, with the Beta density as a Potential
+        band = _observed("capinno_band", data.firms["capinno"].to_numpy(), ("firm",))
+        index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
+        pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
+    latent = pm.Deterministic("capinno_latent", 3 * index - 0.5, dims="firm")
+    _logit_outcome(spec, data, model, hierarchical=False, capinno=latent)
+
+
+def build_latent_factor(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    capinno = _measurement(spec, data.survey, model)
+    _logit_outcome(spec, data, model, hierarchical=True, capinno=capinno)
+
+
+def build_measurement_only(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    _measurement(spec, data.survey, model)
+
+
 def build_model(spec: Spec, data: ModelData, *, generative: bool = False) -> pm.Model:
-    """Turn a spec and validated data into a ``pm.Model`` (no sampling).
+    """Turn a spec and validated data into a ``pm.Model`` (no sampling), with the registry entry's builder.
 
     ``generative``: the model as a simulator of its data (only coarsened_latent differs: its latent
     index is drawn from the Beta and the band derived from it), for simulation-based calibration.
     """
-    coords = {"firm": data.firms["firm_id"].astype(str).tolist()}
-    with pm.Model(coords=coords) as model:
-        if spec.model in ("paper_logit", "hierarchical_logit"):
-            _logit_outcome(spec, data, model)
-        elif spec.model == "coarsened_latent":
-            alpha = draw_prior("index_alpha", spec.priors["index_alpha"])
-            beta = draw_prior("index_beta", spec.priors["index_beta"])
-            if generative:  # the process the bands come from: u ~ Beta, band = the third u falls in
-                index = pm.Beta("capinno_index", alpha, beta, dims="firm")
-                pm.Deterministic("capinno_band", pt.minimum(pt.floor(3 * index), 2), dims="firm")
-            else:  # u observed only as its band: interval-censored, with the Beta density as a Potential
-                band = _observed("capinno_band", data.firms["capinno"].to_numpy(), ("firm",))
-                index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
-                pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
-            latent = pm.Deterministic("capinno_latent", 3 * index - 0.5, dims="firm")
-            _logit_outcome(spec, data, model, capinno=latent)
-        else:
-            if data.survey is None:
-                raise ValueError(f"{spec.model} needs item-level survey data")
-            capinno = _measurement(spec, data.survey, model)
-            if spec.has_outcome:
-                _logit_outcome(spec, data, model, capinno=capinno)
+    entry = spec.entry
+    if entry.item_level and data.survey is None:
+        raise ValueError(f"{spec.model} needs item-level survey data")
+    with pm.Model(coords={"firm": data.firms["firm_id"].astype(str).tolist()}) as model:
+        entry.build(spec, data, model, generative)
     return model
-
-
-def capinno_levels(spec: Spec, posterior, firms: pd.DataFrame) -> np.ndarray:
-    """What a "low", "average" and "high" firm is on each model's CAPINNO scale, per draw: (draw, 3).
-
-    Observed-band models: the paper's codes 0, 1, 2. coarsened_latent: the band centres of the
-    normalized index (1/6, 1/2, 5/6), which are 0, 1, 2 on its capinno_latent = 3u - 1/2 scale.
-    latent_factor: the mean latent CAPINNO factor of the firms observed in each band.
-    """
-    draws = posterior.sizes["chain"] * posterior.sizes["draw"]
-    if spec.model in ("paper_logit", "hierarchical_logit", "coarsened_latent"):
-        return np.tile(np.arange(3.0), (draws, 1))
-    factor = posterior["capinno_factor"].stack(sample=("chain", "draw")).transpose("sample", "firm").to_numpy()
-    band = firms["capinno"].to_numpy()
-    return np.column_stack([factor[:, band == b].mean(axis=1) if (band == b).any() else np.full(draws, np.nan)
-                            for b in range(3)])
-
-
-def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.DataFrame) -> np.ndarray:
-    """P(internationalized) for each grid cell and draw: (draw, cell). Municipality effects at their mean (0)."""
-    stack = lambda name: posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()  # noqa: E731
-    levels = capinno_levels(spec, posterior, firms)
-    capinno = levels[:, grid["capinno"].to_numpy()]  # (draw, cell)
-    names = list(posterior["slope"].coords["term"].values)
-    hierarchical = "group_slope" in posterior
-    frame = grid.assign(capinno=0.0)
-    exclude = (spec.group,) if hierarchical else ()
-    _, columns = design_columns(spec, frame, exclude=exclude, capinno=np.ones(len(grid)))
-    # Rebuild each design column per draw: columns that involve capinno are scaled by the draw's level.
-    cap_names = {n for n in names if "capinno" in n.split(":") or n == "capinno"}
-    x = np.stack([np.broadcast_to(c, (len(grid),)) for c in columns], axis=1)  # (cell, term)
-    xs = np.repeat(x[None], len(levels), axis=0)
-    for t, name in enumerate(names):
-        if name in cap_names:
-            xs[:, :, t] = xs[:, :, t] * capinno
-    if not hierarchical:
-        eta = stack("intercept")[:, None] + np.einsum("sct,st->sc", xs, stack("slope"))
-    else:
-        groups = [int(g.split("=")[1]) for g in posterior.coords["group"].values]
-        g = np.searchsorted(groups, grid[spec.group].to_numpy())
-        gi, gs = stack("group_intercept"), stack("group_slope")  # (draw, group), (draw, group, term)
-        eta = gi[:, g] + np.einsum("sct,sct->sc", xs, gs[:, g, :])
-    return 1 / (1 + np.exp(-eta))

@@ -18,7 +18,6 @@ from typing import Any
 
 from .errors import SpecError
 
-MODELS = ("paper_logit", "hierarchical_logit", "coarsened_latent", "latent_factor", "measurement_only")
 CODINGS = ("linear", "categorical")
 BACKENDS = ("nutpie", "pymc", "numpyro")
 # The closed set of prior distributions and the parameters each takes.
@@ -37,17 +36,6 @@ DEFAULT_SAMPLER = {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000
 DEFAULT_QUICK = {"chains": 2, "draws": 300, "tune": 300}
 PAPER_PREDICTORS = [{"name": "capinno", "coding": "linear"}, {"name": "activity", "coding": "linear"},
                     {"name": "size", "coding": "linear"}]
-PRIORS_NEEDED = {
-    "paper_logit": ("intercept", "slope"),
-    "hierarchical_logit": ("intercept", "slope", "group_sd"),
-    "coarsened_latent": ("intercept", "slope", "index_alpha", "index_beta"),
-    "latent_factor": ("intercept", "slope", "group_sd", "loading", "second_order_loading", "item_intercept",
-                      "cutpoint", "residual_sd"),
-    "measurement_only": ("loading", "second_order_loading", "item_intercept", "cutpoint", "residual_sd"),
-}
-OPTIONAL_PRIORS = {"municipality_sd", "lkj_eta"}
-
-
 @dataclass(frozen=True)
 class Prior:
     dist: str
@@ -94,12 +82,20 @@ class Spec:
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def has_outcome(self) -> bool:
-        return self.model != "measurement_only"
+    def entry(self):
+        """The model's registry entry (registry.ModelEntry): everything the code knows about the model."""
+        from .registry import REGISTRY
 
-    @property
-    def is_item_level(self) -> bool:
-        return self.model in ("latent_factor", "measurement_only")
+        return REGISTRY[self.model]
+
+    def with_sampler(self, changes: dict, *, quick: bool = False) -> "Spec":
+        """This spec with some [sampler] (or [quick]) settings changed, checked as in a spec file."""
+        import dataclasses
+
+        base = self.quick if quick else self.sampler
+        where = "[quick]" if quick else "[sampler]"
+        sampler = _sampler(dict(changes), base.__dict__, f"{where} (changed)", self.source)
+        return dataclasses.replace(self, **{"quick" if quick else "sampler": sampler})
 
     def hash(self) -> str:
         """SHA-256 of the parsed spec (canonical JSON): the spec identity recorded with every run."""
@@ -172,10 +168,13 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     _keys(raw, TOP_KEYS, "the top level", source)
     if raw.get("schema_version") != 1:
         raise SpecError(f"spec {source}: schema_version must be 1, not {raw.get('schema_version')!r}")
+    from .registry import OPTIONAL_PRIORS, REGISTRY
+
     model = raw.get("model")
-    if model not in MODELS:
-        raise SpecError(f"spec {source}: unknown model {model!r}; expected one of {', '.join(MODELS)}"
-                        f"{did_you_mean(str(model), MODELS)}")
+    if model not in REGISTRY:
+        raise SpecError(f"spec {source}: unknown model {model!r}; expected one of {', '.join(REGISTRY)}"
+                        f"{did_you_mean(str(model), REGISTRY)}")
+    needed = REGISTRY[model].priors
     data = _keys(raw.get("data", {}), {"source", "codebook"}, "[data]", source)
     outcome = _keys(raw.get("outcome", {}), {"predictors", "interactions"}, "[outcome]", source)
     predictors = []
@@ -197,9 +196,9 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     structure = measurement.get("structure", "second_order")
     if structure not in ("second_order", "correlated"):
         raise SpecError(f"spec {source}: [measurement] structure must be 'second_order' or 'correlated'")
-    priors_raw = _keys(raw.get("priors", {}), set(PRIORS_NEEDED[model]) | OPTIONAL_PRIORS, "[priors]", source)
+    priors_raw = _keys(raw.get("priors", {}), set(needed) | set(OPTIONAL_PRIORS), "[priors]", source)
     priors = {name: _prior(name, value, source) for name, value in priors_raw.items()}
-    for name in PRIORS_NEEDED[model]:
+    for name in needed:
         if name not in priors:
             raise SpecError(f"spec {source}: model {model} needs a prior for '{name}' in [priors]")
     sampler = _sampler(raw.get("sampler", {}), DEFAULT_SAMPLER, "[sampler]", source)

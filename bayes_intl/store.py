@@ -122,11 +122,11 @@ def write_frame(path: str | Path, frame: pd.DataFrame, *, value_labels: dict | N
     return path
 
 
-def save_run(folder: str | Path, *, idata, tables: dict[str, pd.DataFrame], record: dict) -> Path:
-    """Write a run folder atomically: built under a temporary name, renamed into place when complete.
+def _save_folder(folder: str | Path, write) -> Path:
+    """Build a folder under a temporary name with ``write(staging)`` and rename it into place when complete.
 
-    ``run.json`` carries ``complete: true``; an interrupted run leaves only a hidden temporary
-    folder, never a half-written run folder.
+    ``run.json`` (written last, with ``complete: true``) marks a finished folder; an interrupted save
+    leaves only a hidden temporary folder, never a half-written one.
     """
     import shutil
 
@@ -134,10 +134,7 @@ def save_run(folder: str | Path, *, idata, tables: dict[str, pd.DataFrame], reco
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        idata.to_netcdf(str(staging / "posterior.nc"))
-        for name, frame in tables.items():
-            write_csv(staging / f"{name}.csv", frame, header_note=record.get("data_provenance"))
-        write_json(staging / "run.json", record | {"complete": True})
+        write(staging)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -152,21 +149,103 @@ def save_run(folder: str | Path, *, idata, tables: dict[str, pd.DataFrame], reco
     return folder
 
 
-def load_run(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | None = None):
-    """Load a saved run (NetCDF and JSON only); refuse it if it is incomplete or its hashes differ."""
-    import arviz as az
+def _compact(idata):
+    """Keep integer draws and data in the smallest integer type that holds them (lossless; item-level
+    posterior predictive draws shrink eightfold)."""
+    import numpy as np
 
+    for group in ("posterior_predictive", "prior_predictive", "observed_data"):
+        if group not in idata:
+            continue
+        dataset = idata[group]
+        for name, values in dataset.data_vars.items():
+            if values.dtype.kind == "i" and values.size:
+                low, high = int(values.min()), int(values.max())
+                for small in (np.int8, np.int16, np.int32):
+                    if np.iinfo(small).min <= low and high <= np.iinfo(small).max:
+                        dataset[name] = values.astype(small)
+                        break
+    return idata
+
+
+def save_run(run, folder: str | Path) -> Path:
+    """Save a FittedRun: ``posterior.nc``, its tables as CSV, the model's firm rows and ``run.json``."""
+    note = run.record.get("data_provenance")
+
+    def write(staging: Path) -> None:
+        _compact(run.idata).to_netcdf(str(staging / "posterior.nc"))
+        for name, frame in run.tables.items():
+            write_csv(staging / f"{name}.csv", frame, header_note=note)
+        write_csv(staging / FIRMS_FILE, run.data.firms, header_note=note)
+        write_json(staging / "run.json", run.record | {"complete": True})
+
+    return _save_folder(folder, write)
+
+
+def save_ensemble(run, folder: str | Path) -> Path:
+    """Save an EnsembleRun: its pooled coefficient and Table 5 tables and ``run.json``."""
+    note = run.record["data_provenance"]
+
+    def write(staging: Path) -> None:
+        write_csv(staging / "ensemble_coefficients.csv", run.coefficients, header_note=note)
+        write_csv(staging / "ensemble_table5.csv", run.table5, header_note=note)
+        write_json(staging / "run.json", run.record | {"complete": True})
+
+    return _save_folder(folder, write)
+
+
+FIRMS_FILE = "firms.csv"
+REQUIRED = {"fit": ("posterior.nc", FIRMS_FILE), "ensemble": ("ensemble_coefficients.csv", "ensemble_table5.csv")}
+
+
+def _read_record(folder: Path, spec_hash: str | None, data_hash: str | None) -> dict:
     from .errors import InputError
 
-    folder = Path(folder)
     record_path = folder / "run.json"
+    if not folder.is_dir():
+        raise InputError(folder, "a run folder written by bayes-intl fit (no such folder)")
     if not record_path.exists():
-        raise InputError(folder, "a run folder with run.json (written by bayes-intl fit)")
-    record = json.loads(record_path.read_text())
+        raise InputError(folder, "a run folder with run.json (written by bayes-intl fit or run)")
+    try:
+        record = json.loads(record_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(record_path, "a JSON run record (this one is damaged: refit the run)") from None
     if not record.get("complete"):
         raise InputError(record_path, "a complete run (this one was interrupted)", column="complete")
+    if "spec_document" not in record:
+        raise InputError(record_path, "a run written by this version of bayes-intl (this one has no spec_document: "
+                         "refit it)", column="spec_document")
+    missing = [name for name in REQUIRED.get(record.get("kind", "fit"), ()) if not (folder / name).exists()]
+    if missing:
+        raise InputError(folder, f"a complete run folder; {', '.join(missing)} is missing (refit the run)")
     for key, wanted in (("spec_sha256", spec_hash), ("data_sha256", data_hash)):
         if wanted is not None and record.get(key) != wanted:
             raise InputError(record_path, f"{key} {wanted[:12]}... (the spec/data asked for); this run was made "
                              "from a different one: refit it", column=key, found=str(record.get(key))[:12])
-    return az.from_netcdf(str(folder / "posterior.nc")), record
+    return record
+
+
+def load(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | None = None):
+    """Load a saved run: a FittedRun, or an EnsembleRun for a ``fit --ensemble`` folder.
+
+    Refuses, with one line naming what is missing, a folder that is not a complete run, and a run
+    whose spec or data hash differs from the one asked for.
+    """
+    import arviz as az
+
+    from .data import ModelData
+    from .runs import EnsembleRun, FittedRun
+    from .spec import spec_from_dict
+    from .summaries import MleEstimates
+
+    folder = Path(folder)
+    record = _read_record(folder, spec_hash, data_hash)
+    spec = spec_from_dict(record["spec_document"], source=record["spec"])
+    read = lambda name: pd.read_csv(folder / name, comment="#")  # noqa: E731
+    if record.get("kind") == "ensemble":
+        return EnsembleRun(spec, read("ensemble_coefficients.csv"), read("ensemble_table5.csv"), record, folder)
+    tables = {p.stem: read(p.name) for p in sorted(folder.glob("*.csv")) if p.name != FIRMS_FILE}
+    data = ModelData(read(FIRMS_FILE), None, record["data"], record["data_provenance"])
+    mle = MleEstimates(**record["mle"]) if record.get("mle") else None
+    idata = az.from_netcdf(str(folder / "posterior.nc"))
+    return FittedRun(spec, data, idata, mle, tables, record, folder)

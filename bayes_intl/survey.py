@@ -179,22 +179,20 @@ def read_survey(path: str | Path, codebook: Codebook | str | Path) -> SurveyData
     return validate_survey(frame, cb, source=path, value_labels=value_labels)
 
 
-def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
-                    value_labels: dict | None = None) -> SurveyData:
-    """Validate a survey table already in memory (``source`` names it in errors)."""
-    path = Path(source) if not isinstance(source, Path) else source
-    value_labels = value_labels or {}
-    frame = frame.copy()
-    role_cols = {role: col for role, col in cb.columns.items()}
-    for role, col in role_cols.items():
+def _check_columns(frame: pd.DataFrame, cb: Codebook, path: Path) -> None:
+    for role, col in cb.columns.items():
         if col not in frame.columns:
             raise MismatchError(path, f"the {role} column '{col}' named in the codebook{did_you_mean(col, frame.columns)}",
-                             column=col)
+                                column=col)
     for item in cb.items:
         if item.name not in frame.columns:
             raise MismatchError(path, f"item '{item.name}' listed in the codebook ({item.dimension})"
-                             f"{did_you_mean(item.name, frame.columns)}", column=item.name)
-    used = list(role_cols.values()) + [i.name for i in cb.items]
+                                f"{did_you_mean(item.name, frame.columns)}", column=item.name)
+
+
+def _drop_missing(frame: pd.DataFrame, cb: Codebook, path: Path) -> tuple[pd.DataFrame, tuple[int, ...], np.ndarray]:
+    """Refuse missing values, or (listwise) drop their firms: (kept rows, dropped data rows, file row of each kept row)."""
+    used = list(cb.columns.values()) + [i.name for i in cb.items]
     missing = frame[used].isna()
     dropped: tuple[int, ...] = ()
     if missing.to_numpy().any():
@@ -211,94 +209,120 @@ def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
     frame = frame.reset_index(drop=True)
     row_of = (np.array([r for r in range(1, len(frame) + len(dropped) + 1) if r not in set(dropped)])
               if dropped else np.arange(1, len(frame) + 1))
+    return frame, dropped, row_of
 
-    def fail(col, expected, i, found):
-        raise InputError(path, expected, column=col, row=int(row_of[i]), found=found)
 
-    firms = pd.DataFrame({"firm_id": frame[role_cols["firm_id"]].astype(str).str.strip()})
-    dup = firms["firm_id"].duplicated()
-    if dup.any():
-        i = _first_bad(dup)
-        fail(role_cols["firm_id"], "a unique firm id (this id appears on an earlier row)", i, firms["firm_id"].iloc[i])
-    act_col = role_cols["activity"]
+@dataclass(frozen=True)
+class _Rows:
+    """Where a kept row came from in the file, for errors that name it."""
+
+    frame: pd.DataFrame
+    path: Path
+    row_of: np.ndarray
+
+    def fail(self, col: str, expected: str, i: int, found=None):
+        raise InputError(self.path, expected, column=col, row=int(self.row_of[i]),
+                         found=self.frame[col].iloc[i] if found is None else found)
+
+    def codes(self, col: str, allowed, expected: str) -> pd.Series:
+        values = _numeric(self.frame, self.path, col, expected)
+        bad = ~values.isin(list(allowed))
+        if bad.any():
+            self.fail(col, expected, _first_bad(bad))
+        return values
+
+
+def _activity(rows: _Rows, cb: Codebook, value_labels: dict) -> np.ndarray:
+    act_col = cb.columns["activity"]
     if act_col in value_labels:  # SPSS value labels must agree with the codebook
         for code, text in cb.activity_labels.items():
             file_label = value_labels[act_col].get(float(code), value_labels[act_col].get(code))
             if file_label is not None and str(file_label).strip().lower() != text.lower():
-                raise MismatchError(path, f"value label {code} = '{text}' as the codebook says", column=act_col,
-                                 found=f"{code} = '{file_label}'")
-    activity = _numeric(frame, path, act_col, f"an activity code ({', '.join(f'{k} {v}' for k, v in cb.activity_labels.items())})")
-    bad = ~activity.isin(list(cb.activity_labels))
-    if bad.any():
-        i = _first_bad(bad)
-        fail(act_col, f"an activity code in {sorted(cb.activity_labels)}", i, frame[act_col].iloc[i])
-    firms["activity"] = activity.astype(np.int64).to_numpy()
-    if "employees" in role_cols:
-        emp_col = role_cols["employees"]
-        employees = _numeric(frame, path, emp_col, "a whole number of employees")
-        if (employees != employees.round()).any():
-            i = _first_bad(employees != employees.round())
-            fail(emp_col, "a whole number of employees", i, frame[emp_col].iloc[i])
-        firms["employees"] = employees.astype(np.int64).to_numpy()
-    if "size" in role_cols:
-        size_col = role_cols["size"]
-        size = _numeric(frame, path, size_col, "a size code (0 micro, 1 small, 2 medium)")
-        bad = ~size.isin([0, 1, 2])
-        if bad.any():
-            i = _first_bad(bad)
-            fail(size_col, "a size code (0 micro, 1 small, 2 medium)", i, frame[size_col].iloc[i])
-        firms["size"] = size.astype(np.int64).to_numpy()
-        if "employees" in firms:
-            derived = inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
-            bad = pd.Series(derived != firms["size"].to_numpy())
-            if bad.any():
-                i = _first_bad(bad)
-                fail(size_col, f"size {derived[i]} as INEGI Table 1 gives for {firms['employees'].iloc[i]} employees",
-                     i, int(firms["size"].iloc[i]))
-    else:
+                raise MismatchError(rows.path, f"value label {code} = '{text}' as the codebook says", column=act_col,
+                                    found=f"{code} = '{file_label}'")
+    _numeric(rows.frame, rows.path, act_col,
+             f"an activity code ({', '.join(f'{k} {v}' for k, v in cb.activity_labels.items())})")
+    return rows.codes(act_col, cb.activity_labels, f"an activity code in {sorted(cb.activity_labels)}") \
+        .astype(np.int64).to_numpy()
+
+
+def _size(rows: _Rows, cb: Codebook, firms: pd.DataFrame) -> np.ndarray:
+    """Size codes as given, checked against INEGI's bands when employees are given too; else derived."""
+    path = rows.path
+    if "size" not in cb.columns:
         try:
-            firms["size"] = inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
+            return inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
         except InputError as exc:
-            raise InputError(path, exc.expected, column=exc.column, row=int(row_of[exc.row - 1]), found=exc.found) from None
-    if "municipality" in role_cols:
-        firms["municipality"] = frame[role_cols["municipality"]].astype(str).str.strip().to_numpy()
-    if "outcome" in role_cols:
-        out_col = role_cols["outcome"]
-        outcome = _numeric(frame, path, out_col, "the outcome coded 1 = internationalized, 0 = not")
-        bad = ~outcome.isin([0, 1])
+            raise InputError(path, exc.expected, column=exc.column, row=int(rows.row_of[exc.row - 1]),
+                             found=exc.found) from None
+    size_col = cb.columns["size"]
+    size = rows.codes(size_col, [0, 1, 2], "a size code (0 micro, 1 small, 2 medium)").astype(np.int64).to_numpy()
+    if "employees" in firms:
+        derived = inegi_size(firms["employees"], firms["activity"], firm_ids=firms["firm_id"], file=str(path))
+        bad = pd.Series(derived != size)
         if bad.any():
             i = _first_bad(bad)
-            fail(out_col, "the outcome coded 1 = internationalized, 0 = not", i, frame[out_col].iloc[i])
-        firms["internationalized"] = outcome.astype(np.int64).to_numpy()
+            rows.fail(size_col, f"size {derived[i]} as INEGI Table 1 gives for {firms['employees'].iloc[i]} employees",
+                      i, int(size[i]))
+    return size
+
+
+def _firm_columns(rows: _Rows, cb: Codebook, value_labels: dict) -> pd.DataFrame:
+    frame, path, roles = rows.frame, rows.path, cb.columns
+    firms = pd.DataFrame({"firm_id": frame[roles["firm_id"]].astype(str).str.strip()})
+    dup = firms["firm_id"].duplicated()
+    if dup.any():
+        i = _first_bad(dup)
+        rows.fail(roles["firm_id"], "a unique firm id (this id appears on an earlier row)", i, firms["firm_id"].iloc[i])
+    firms["activity"] = _activity(rows, cb, value_labels)
+    if "employees" in roles:
+        employees = _numeric(frame, path, roles["employees"], "a whole number of employees")
+        if (employees != employees.round()).any():
+            rows.fail(roles["employees"], "a whole number of employees", _first_bad(employees != employees.round()))
+        firms["employees"] = employees.astype(np.int64).to_numpy()
+    firms["size"] = _size(rows, cb, firms)
+    if "municipality" in roles:
+        firms["municipality"] = frame[roles["municipality"]].astype(str).str.strip().to_numpy()
+    if "outcome" in roles:
+        expected = "the outcome coded 1 = internationalized, 0 = not"
+        firms["internationalized"] = rows.codes(roles["outcome"], [0, 1], expected).astype(np.int64).to_numpy()
+    return firms
+
+
+def _item_responses(rows: _Rows, cb: Codebook) -> pd.DataFrame:
     items = {}
     for item in cb.items:
-        values = _numeric(frame, path, item.name, f"a numeric response ({item.type} item)")
+        values = _numeric(rows.frame, rows.path, item.name, f"a numeric response ({item.type} item)")
         if item.type in ("ordinal", "binary", "count"):
             bad = values != values.round()
             if bad.any():
-                i = _first_bad(bad)
-                fail(item.name, f"a whole-number response ({item.type} item)", i, frame[item.name].iloc[i])
+                rows.fail(item.name, f"a whole-number response ({item.type} item)", _first_bad(bad))
         if item.type == "ordinal":
             lo, hi = item.levels
             bad = (values < lo) | (values > hi)
             if bad.any():
-                i = _first_bad(bad)
-                fail(item.name, f"a code from {lo} to {hi} (ordinal item)", i, frame[item.name].iloc[i])
+                rows.fail(item.name, f"a code from {lo} to {hi} (ordinal item)", _first_bad(bad))
         elif item.type == "binary":
-            bad = ~values.isin([0, 1])
-            if bad.any():
-                i = _first_bad(bad)
-                fail(item.name, "0 (no) or 1 (yes) (binary item)", i, frame[item.name].iloc[i])
-        elif item.type == "count":
-            bad = values < 0
-            if bad.any():
-                i = _first_bad(bad)
-                fail(item.name, "a non-negative count", i, frame[item.name].iloc[i])
+            if (~values.isin([0, 1])).any():
+                rows.fail(item.name, "0 (no) or 1 (yes) (binary item)", _first_bad(~values.isin([0, 1])))
+        elif item.type == "count" and (values < 0).any():
+            rows.fail(item.name, "a non-negative count", _first_bad(values < 0))
         items[item.name] = values.to_numpy(dtype=float)
-    items = coded_items(pd.DataFrame(items), cb)
+    return coded_items(pd.DataFrame(items), cb)
+
+
+def validate_survey(frame: pd.DataFrame, cb: Codebook, *, source: str | Path,
+                    value_labels: dict | None = None) -> SurveyData:
+    """Validate a survey table already in memory (``source`` names it in errors)."""
+    path = Path(source) if not isinstance(source, Path) else source
+    _check_columns(frame, cb, path)
+    kept, dropped, row_of = _drop_missing(frame.copy(), cb, path)
+    rows = _Rows(kept, path, row_of)
+    firms = _firm_columns(rows, cb, value_labels or {})
+    items = _item_responses(rows, cb)
     index = capinno_index(items, cb.dimension_items(), combine=cb.capinno_combine, rule=cb.capinno_rule,
                           file=str(path))
     firms["capinno_index"] = index["capinno_index"].to_numpy()
     firms["capinno"] = index["capinno"].to_numpy().astype(np.int64)
-    provenance = str(frame[PROVENANCE_COLUMN].iloc[0]) if PROVENANCE_COLUMN in frame.columns else "user survey"
+    provenance = str(kept[PROVENANCE_COLUMN].iloc[0]) if PROVENANCE_COLUMN in kept.columns else "user survey"
     return SurveyData(firms, items, cb, str(path), provenance, dropped)

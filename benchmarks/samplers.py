@@ -32,21 +32,17 @@ SEED = 20150601
 
 def survey_of_size(n: int, seed: int = 1):
     """A synthetic survey of about n firms: the reconstruction's cells scaled up, items simulated."""
-    from bayes_intl import inference as inf
-    from bayes_intl.data import CellTable, load_default
-    from bayes_intl.models import ModelData
-    from bayes_intl.simulate import simulate_survey, survey_codebook
+    from bayes_intl.data import CellTable, ModelData, load_default, model_data, synthetic_survey
     from bayes_intl.spec import load_spec
-    from bayes_intl.survey import validate_survey
 
     if n == 116:
-        return inf.load_model_data(load_spec(ROOT / "models" / "latent_factor.toml"))
+        return model_data(load_spec(ROOT / "models" / "latent_factor.toml"))
     cells = load_default().cells.copy()
     factor = n / cells["n"].sum()
     cells["n"] = np.round(cells["n"] * factor).astype(int)
     cells["y"] = np.minimum(np.round(cells["y"] * factor).astype(int), cells["n"])
-    synthetic = simulate_survey(CellTable(cells, "scaled reconstruction", "SYNTHETIC benchmark data"), seed=seed)
-    survey = validate_survey(synthetic.frame, survey_codebook(), source=f"synthetic survey, N = {len(synthetic.frame)}")
+    table = CellTable(cells, "scaled reconstruction", "SYNTHETIC benchmark data")
+    survey = synthetic_survey(table, seed=seed, source=f"synthetic survey, N = {table.n_firms}")
     return ModelData(survey.firms, survey, survey.source, survey.provenance)
 
 
@@ -109,7 +105,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.target_accept, args.draws)))
         return
-    from bayes_intl.report import markdown_table
+    from bayes_intl.reporting import markdown_table
     from bayes_intl.spec import load_spec
 
     spec = load_spec(ROOT / "models" / "latent_factor.toml")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bayes_intl.report import SECTION_TITLES
+from bayes_intl.reporting import SECTION_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "reports" / "test-artifacts" / "report.png"

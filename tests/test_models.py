@@ -5,16 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.special import expit
 
 from bayes_intl import inference as inf
+from bayes_intl import summaries
+from bayes_intl.data import model_data
 from bayes_intl.errors import InputError, SpecError
-from bayes_intl.models import build_model, grid_probabilities
-from bayes_intl.spec import MODELS, load_spec, spec_from_dict
-from bayes_intl.store import load_run, save_run
+from bayes_intl.models import build_model
+from bayes_intl.registry import REGISTRY
+from bayes_intl.runs import FittedRun, fit_ensemble
+from bayes_intl.spec import load_spec, spec_from_dict
+from bayes_intl.store import load, save_run
+from bayes_intl.summaries import grid_probabilities
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-SPECS = [m for m in MODELS]
+SPECS = list(REGISTRY)
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),
@@ -28,7 +32,7 @@ def loaded():
     out = {}
     for name in SPECS:
         spec = load_spec(MODELS_DIR / f"{name}.toml")
-        out[name] = (spec, inf.load_model_data(spec))
+        out[name] = (spec, model_data(spec))
     return out
 
 
@@ -40,10 +44,10 @@ def test_structure_builds_with_dims_and_finite_logp_and_gradient(name, loaded):
     point = model.initial_point()
     assert np.isfinite(model.compile_logp()(point))
     assert np.all(np.isfinite(model.compile_dlogp()(point)))
-    if spec.has_outcome:
+    if spec.entry.outcome:
         assert "internationalized" in model.named_vars
         assert model.named_vars_to_dims["internationalized"] == ("firm",)
-    if spec.is_item_level:
+    if spec.entry.item_level:
         assert len(model.coords["dimension"]) == 4
         assert model.named_vars_to_dims["loading"] == ("item",)
 
@@ -56,26 +60,29 @@ def test_smoke_samples_and_writes_a_loadable_run(name, loaded, tmp_path):
     idata = inf.sample(model, tiny, seed=3, progress=False)
     inf.add_predictive(idata, model, spec, seed=3, prior_draws=50)
     assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 50
-    tables = {}
-    if spec.has_outcome:
-        t5 = inf.table5(spec, idata, data)
+    mle = summaries.fit_mle(spec, data)
+    tables, extras = summaries.derive_tables(spec, idata, data, mle)
+    if spec.entry.outcome:
+        t5 = tables["table5"]
         assert len(t5) == 18
         assert ((t5["hdi_low"] <= t5["mean"]) & (t5["mean"] <= t5["hdi_high"])).all()
         assert t5[["mean", "p_above_half"]].apply(lambda c: c.between(0, 1)).all().all()
-        coef = inf.coefficient_table(spec, idata, data)
-        assert {"Capinno", "Activity", "Size", "Constant"} <= set(coef["term"])
+        assert {"Capinno", "Activity", "Size", "Constant"} <= set(tables["coefficients"]["term"])
         assert idata.log_likelihood["internationalized"].shape[-1] == 116
-        tables = {"table5": t5}
-    if spec.is_item_level:  # positive loadings identify the factor: no sign flipping between chains
+    if spec.entry.item_level:  # positive loadings identify the factor: no sign flipping between chains
         assert float(idata.posterior["loading"].min()) > 0
-    folder = save_run(tmp_path / "run", idata=idata, tables=tables,
-                      record={"spec_sha256": spec.hash(), "data_sha256": "d" * 64, "data_provenance": data.provenance})
-    again, record = load_run(folder, spec_hash=spec.hash(), data_hash="d" * 64)
-    assert record["complete"] is True
-    np.testing.assert_array_equal(again.posterior["slope" if spec.has_outcome else "loading"].values,
-                                  idata.posterior["slope" if spec.has_outcome else "loading"].values)
+        assert set(tables["item_ppc"]["item"]) == {i.name for i in data.survey.codebook.items if i.in_capinno}
+    record = {"kind": "fit", "run_id": "r", "spec": "s.toml", "spec_sha256": spec.hash(), "spec_document": spec.raw,
+              "data": data.source, "data_sha256": "d" * 64, "data_provenance": data.provenance,
+              "mle": mle.to_dict() if mle else None}
+    folder = save_run(FittedRun(spec, data, idata, mle, tables, record), tmp_path / "run")
+    again = load(folder, spec_hash=spec.hash(), data_hash="d" * 64)
+    assert again.record["complete"] is True and again.spec.hash() == spec.hash() and again.mle == mle
+    assert set(again.tables) == set(tables)
+    shown = "slope" if spec.entry.outcome else "loading"
+    np.testing.assert_array_equal(again.idata.posterior[shown].values, idata.posterior[shown].values)
     with pytest.raises(InputError, match="spec_sha256"):
-        load_run(folder, spec_hash="0" * 64)
+        load(folder, spec_hash="0" * 64)
 
 
 @pytest.mark.parametrize("name", ["paper_logit", "hierarchical_logit"])
@@ -97,7 +104,7 @@ def test_paper_logit_agrees_with_the_mle(loaded):
     spec, data = loaded["paper_logit"]
     model = build_model(spec, data)
     idata = inf.sample(model, spec.sampler, seed=20150601, progress=False)
-    coef = inf.coefficient_table(spec, idata, data)
+    coef = summaries.coefficient_table(spec, idata.posterior, summaries.fit_mle(spec, data))
     coef = coef[coef["scale"] == "log-odds"].set_index("term")
     for term in ("Capinno", "Activity", "Size", "Constant"):
         assert abs(coef.loc[term, "post_median"] - coef.loc[term, "mle_b"]) < 0.15, term
@@ -131,9 +138,17 @@ def test_categorical_size_and_interaction_need_no_code(loaded):
     raw["outcome"] = {"predictors": [{"name": "capinno"}, {"name": "activity"}, {"name": "size", "coding": "categorical"}],
                       "interactions": [["capinno", "activity"]]}
     spec = spec_from_dict(raw)
-    model = build_model(spec, loaded["paper_logit"][1])
+    data = loaded["paper_logit"][1]
+    model = build_model(spec, data)
     assert model.coords["term"] == ("capinno", "activity", "size[1]", "size[2]", "capinno:activity")
-    assert expit(0) == 0.5
+    assert summaries.spec_formula(spec) == "internationalized ~ capinno + activity + C(size) + capinno:activity"
+    # The numpy predictor behind Table 5 builds the same dummies and products as the PyMC model.
+    idata = _tiny_run(spec, data)
+    p = grid_probabilities(spec, idata.posterior, data.firms, data.firms)
+    y = data.firms["internationalized"].to_numpy()
+    actual = idata.log_likelihood["internationalized"].stack(s=("chain", "draw")).transpose("s", "firm").values
+    np.testing.assert_allclose(actual, np.where(y == 1, np.log(p), np.log1p(-p)), rtol=1e-6, atol=1e-9)
+    assert set(summaries.fit_mle(spec, data).params) >= {"C(size)[T.1]", "C(size)[T.2]", "capinno:activity"}
 
 
 def _tiny_run(spec, data, seed=7):
@@ -157,7 +172,8 @@ def test_loo_comparison_on_the_outcome_and_refusal_of_different_data(loaded):
 
 def test_ensemble_splits_between_and_within_spread(loaded):
     spec = loaded["paper_logit"][0]
-    coef, cells = inf.fit_ensemble(spec, replace(spec.quick, chains=2, draws=60, tune=60), seed=1, members=2)
+    run = fit_ensemble(spec, sampler={"chains": 2, "draws": 60, "tune": 60}, seed=1, members=2)
+    coef, cells = run.coefficients, run.table5
     assert set(coef["term"]) == {"Capinno", "Activity", "Size", "Constant"}
     assert (coef["members"] == 2).all() and len(cells) == 18
     assert (coef["between_sd"] >= 0).all() and (coef["within_sd"] > 0).all()

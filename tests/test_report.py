@@ -12,9 +12,10 @@ import pytest
 
 from bayes_intl.cli import main
 from bayes_intl.errors import InputError, SpecError
-from bayes_intl.pipeline import fit_run, load_analysis, run_analysis
-from bayes_intl.report import RECONSTRUCTED_NOTE, SECTION_TITLES
-from bayes_intl.store import load_run
+from bayes_intl.pipeline import load_analysis, run_analysis
+from bayes_intl.reporting import RECONSTRUCTED_NOTE, SECTION_TITLES
+from bayes_intl.runs import fit
+from bayes_intl.store import load
 
 
 def test_run_writes_every_stage_and_a_report(quick_analysis):
@@ -95,14 +96,12 @@ def test_fit_run_refits_a_run_whose_recorded_hash_differs(quick_analysis, tmp_pa
     shutil.copytree(run, copy)
     record = json.loads((copy / "run.json").read_text())
     table = root / "out" / "reconstruct" / "best_table.csv"
-    same = fit_run(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", progress=False,
-                   reuse=True)
+    same = fit(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", reuse=True)
     assert same.reused
     (copy / "run.json").write_text(json.dumps(record | {"data_sha256": "0" * 64}))
     with pytest.raises(InputError, match="data_sha256"):
-        load_run(copy, data_hash=record["data_sha256"])
-    refit = fit_run(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", progress=False,
-                    reuse=True)
+        load(copy, data_hash=record["data_sha256"])
+    refit = fit(analysis.models[0], data=str(table), seed=7, quick=True, out=tmp_path / "runs", reuse=True)
     assert not refit.reused
     assert json.loads((copy / "run.json").read_text())["data_sha256"] == record["data_sha256"]
 
@@ -135,7 +134,8 @@ def test_shipped_analysis_file_loads():
     analysis = load_analysis(Path(__file__).resolve().parents[1] / "models" / "analysis.toml")
     assert [Path(m).stem for m in analysis.models] == ["paper_logit", "hierarchical_logit", "coarsened_latent",
                                                        "latent_factor"]
-    assert analysis.reconstruct["search"] is True and analysis.quick_reconstruct["search"] is False
+    # The search is opt-in (`bayes-intl reconstruct`, or search = true): its result ships and is checked by a refit.
+    assert analysis.reconstruct["search"] is False and analysis.quick_reconstruct["search"] is False
 
 
 def test_run_command_json_reports_reuse(quick_analysis, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from bayes_intl.calibration import SBC_RANK_DRAWS, SBCSettings, run_sbc, sbc_truths, uniformity
 from bayes_intl.cli import main
-from bayes_intl.inference import load_model_data
+from bayes_intl.data import model_data
 from bayes_intl.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_ranks_do_not_depend_on_how_the_work_is_split(small_sbc):
 
 def test_truths_come_from_the_prior_and_data_have_the_study_shape():
     spec = load_spec(SPEC)
-    truths, simulated = sbc_truths(spec, load_model_data(spec), SBCSettings(sims=400, seed=5))
+    truths, simulated = sbc_truths(spec, model_data(spec), SBCSettings(sims=400, seed=5))
     assert simulated["internationalized_observed"].shape == (400, 116)
     assert set(np.unique(simulated["internationalized_observed"])) <= {0, 1}
     # Normal(0, 5) intercept and Normal(0, 2.5) slopes: sample SDs within Monte Carlo error (SE ~ 3.5%)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bayes_intl.pipeline import fit_run
+from bayes_intl.runs import fit as fit_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "[sampler]\nbackend = \"nutpie\"\nchains = 2\ndraws = 80\ntune = 80\n"
@@ -72,10 +72,11 @@ import json, sys
 from dataclasses import replace
 import numpy as np
 from bayes_intl import inference as inf
+from bayes_intl.data import model_data
 from bayes_intl.models import build_model
 from bayes_intl.spec import load_spec
 spec = load_spec(sys.argv[1])
-data = inf.load_model_data(spec)
+data = model_data(spec)
 outcome = np.random.default_rng(int(sys.argv[2])).permutation(data.firms["internationalized"].to_numpy())
 data = replace(data, firms=data.firms.assign(internationalized=outcome))
 idata = inf.sample(build_model(spec, data), spec.sampler, seed=3, progress=False)

@@ -1,0 +1,525 @@
+"""Rendering: terminal and Markdown tables, and the re-analysis report (HTML and Markdown).
+
+The report is a list of section functions (``SECTIONS``), each taking the fitted runs and the
+analysis's stage results (``ReportInputs``) and returning one section of text, tables and figures.
+Figures come from ``plots.py``; every number was computed before (the runs' tables, the stages'
+results): nothing here fits, samples or recomputes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: int = 70) -> str:
+    """A fixed-width table for the terminal; long cells are cut with an ellipsis."""
+    rows = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join([line, rule, *body])
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    escape = lambda s: s.replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def audit_rows(records) -> list[list[str]]:
+    rows = []
+    for r in records:
+        digits = max(len(r.printed.split(".")[1]) + 2, 4) if r.printed and "." in r.printed else 4
+        interval = (fmt(r.recomputed_low, digits) if r.recomputed_low == r.recomputed_high
+                    else f"[{fmt(r.recomputed_low, digits)}, {fmt(r.recomputed_high, digits)}]")
+        rows.append([r.id, r.printed or "", interval, "consistent" if r.consistent else "INCONSISTENT", r.note])
+    return rows
+
+
+AUDIT_HEADERS = ["figure", "published", "recomputed", "verdict", "note"]
+
+
+def joint_rows(region) -> list[list[str]]:
+    rows = []
+    for t in region.terms:
+        binds = sorted({name for names in t.binding.values() for name in names})
+        rows.append([t.term, f"[{t.b[0]:.5f}, {t.b[1]:.5f}]", f"[{t.se[0]:.5f}, {t.se[1]:.5f}]", ", ".join(binds)])
+    return rows
+
+
+JOINT_HEADERS = ["term", "B consistent with all", "SE consistent with all", "figures that bind the box"]
+
+
+def audit_markdown(result) -> str:
+    s = result.summary
+    parts = [
+        "# Audit of the published figures",
+        "",
+        "Each derived figure is recomputed from the figures it depends on, with every printed value "
+        "read as the interval its rounding allows (+/- half a unit in the last place), and is "
+        "*consistent* when that interval overlaps the recomputed one.",
+        "",
+        f"**{s['consistent']} of {s['figures_checked']} checks consistent.** "
+        f"Inconsistent: {', '.join(s['inconsistent']) or 'none'}.",
+        "",
+        markdown_table(AUDIT_HEADERS, audit_rows(result.records)),
+        "",
+        "## Joint consistency: which unrounded coefficients fit every printed figure at once",
+        "",
+    ]
+    for region in result.joint:
+        verdict = ("non-empty: the paper is consistent once rounding is accounted for" if region.feasible
+                   else "EMPTY: no unrounded values reproduce every printed figure (a real contradiction)")
+        parts += [f"### {region.model}: {region.note}", "", f"{region.constraints} printed relations; region {verdict}.", "",
+                  markdown_table(JOINT_HEADERS, joint_rows(region)), ""]
+    return "\n".join(parts)
+
+
+# --- the re-analysis report: sections of text, tables and figures, rendered to HTML and Markdown ---
+
+@dataclass
+class Block:
+    kind: str  # "text" | "table" | "figure"
+    text: str = ""
+    frame: pd.DataFrame | None = None
+    name: str = ""  # table: CSV file stem; figure: PNG file stem
+    figure: object = None  # a matplotlib Figure (drawn by plots.py)
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def text(self, text: str) -> None:
+        self.blocks.append(Block("text", text))
+
+    def table(self, frame: pd.DataFrame, name: str, caption: str = "") -> None:
+        self.blocks.append(Block("table", caption, frame, name))
+
+    def figure(self, figure, name: str, caption: str) -> None:
+        self.blocks.append(Block("figure", caption, name=name, figure=figure))
+
+
+@dataclass
+class WrittenReport:
+    index: Path
+    files: list[Path]
+    sections: list[str]
+    figures: int
+
+
+SECTION_TITLES = (
+    "1. Audit of the published figures",
+    "2. The reconstruction and how well it reproduces Tables 3 and 4",
+    "3. SPSS-style Tables 2-4: refit beside the published",
+    "4. Coefficients: paper, MLE and each model",
+    "5. Table 5 three ways: paper, MLE and posterior",
+    "6. Sampling diagnostics",
+    "7. Posterior predictive checks",
+    "8. Loadings, priors and posteriors",
+    "9. Model comparison (PSIS-LOO) and the cost of the low/average/high cut",
+    "10. Provenance",
+)
+LONG_TABLE = 40
+RECONSTRUCTED_NOTE = ("All data behind this report are RECONSTRUCTED from the paper's published tables or SYNTHETIC "
+                      "(simulated item responses); the firm-level survey was never published. Nothing here is the "
+                      "real survey.")
+
+
+def _cell(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else f"{value:.3f}"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _rows(frame: pd.DataFrame) -> list[list[str]]:
+    return [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+
+
+def provenance_note(records) -> str:
+    """The data label every report page and table carries: reconstructed/synthetic data say so loudly."""
+    labels = sorted({str(r.get("data_provenance", "")) for r in records})
+    if any("RECONSTRUCTED" in label or "SYNTHETIC" in label for label in labels):
+        return RECONSTRUCTED_NOTE
+    return "Data: " + "; ".join(labels)
+
+
+def render_markdown(title: str, sections: list[Section], note: str, figure_dir: str = "figures") -> str:
+    parts = [f"# {title}", "", f"> {note}", ""]
+    for section in sections:
+        parts += [f"## {section.title}", ""]
+        for b in section.blocks:
+            if b.kind == "text":
+                parts += [b.text, ""]
+            elif b.kind == "table":
+                if b.text:
+                    parts += [f"*{b.text}* (`{b.name}.csv`)", ""]
+                parts += [markdown_table(list(map(str, b.frame.columns)), _rows(b.frame)), ""]
+            else:
+                parts += [f"![{b.text}]({figure_dir}/{b.name}.png)", "", f"*{b.text}*", ""]
+    return "\n".join(parts)
+
+
+def render_html(title: str, sections: list[Section], images: dict[str, bytes], note: str) -> str:
+    """One self-contained page: styles inline, figures embedded as data URIs, no scripts, no links out."""
+    import base64
+    from html import escape
+
+    css = ("body{font-family:Georgia,serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
+           "h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;margin-top:2em}"
+           "table{border-collapse:collapse;font:13px/1.3 monospace;margin:.6em 0;display:block;overflow-x:auto}"
+           "th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f3f3f3}"
+           ".note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em}"
+           "figure{margin:1em 0}figcaption{font-style:italic;color:#444}img{max-width:100%}"
+           ".caption{font-style:italic;color:#444}")
+    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+           f"<title>{escape(title)}</title><style>{css}</style></head><body>",
+           f"<h1>{escape(title)}</h1>", f"<p class=\"note\">{escape(note)}</p>", "<nav><ol>"]
+    out += [f"<li><a href=\"#s{i + 1}\">{escape(s.title)}</a></li>" for i, s in enumerate(sections)]
+    out.append("</ol></nav>")
+    for i, section in enumerate(sections):
+        out.append(f"<section id=\"s{i + 1}\"><h2>{escape(section.title)}</h2>")
+        for b in section.blocks:
+            if b.kind == "text":
+                out.append(f"<p>{escape(b.text)}</p>")
+            elif b.kind == "table":
+                if b.text:
+                    out.append(f"<p class=\"caption\">{escape(b.text)} ({escape(b.name)}.csv)</p>")
+                head = "".join(f"<th>{escape(str(c))}</th>" for c in b.frame.columns)
+                body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in _rows(b.frame))
+                table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                if len(b.frame) > LONG_TABLE:  # long tables fold away; the CSV holds them too
+                    table = f"<details><summary>Show all {len(b.frame)} rows</summary>{table}</details>"
+                out.append(table)
+            else:
+                data = base64.b64encode(images[b.name]).decode()
+                out.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(b.text)}\">"
+                           f"<figcaption>{escape(b.text)}</figcaption></figure>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows: fitted runs by short name and the analysis's stage results."""
+
+    runs: dict  # short name -> runs.FittedRun
+    audit: dict  # audit.json's payload
+    reconstruction: dict  # reconstruction.json's payload
+    baseline: dict  # baseline.json's payload
+    loo: pd.DataFrame | None  # the compare stage's PSIS-LOO table
+    command: str
+
+    @classmethod
+    def collect(cls, runs, audit: dict, reconstruction: dict, baseline: dict, loo, command: str) -> "ReportInputs":
+        named, taken = {}, set()
+        for run in runs:
+            model = run.spec.model
+            name = model if model not in taken else run.name  # a second run of a model goes by its run id
+            taken.add(name)
+            named[name] = run
+        return cls(named, audit, reconstruction, baseline, loo, command)
+
+    @property
+    def outcome(self) -> dict:
+        return {n: r for n, r in self.runs.items() if r.entry.outcome}
+
+    @property
+    def items(self) -> dict:
+        return {n: r for n, r in self.runs.items() if r.entry.item_level}
+
+
+def _hdi_text(mean, low, high) -> str:
+    return f"{mean:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def audit_section(inputs: ReportInputs) -> Section:
+    s = Section(SECTION_TITLES[0])
+    audit = inputs.audit
+    summary = audit["summary"]
+    s.text(f"Every figure the paper derives from others (Wald statistics, odds ratios, confidence limits, "
+           f"classification rates, Table 5's probabilities) was recomputed from the figures it depends on, reading "
+           f"each printed value as the interval its rounding allows. {summary['consistent']} of "
+           f"{summary['figures_checked']} checks are consistent.")
+    for r in (r for r in audit["records"] if not r["consistent"]):
+        s.text(f"Inconsistent: {r['id']} ({r['source']}): {r['note']}")
+    feasible = all(j["feasible"] for j in audit["joint"])
+    s.text("Taken jointly, a set of unrounded coefficients and standard errors exists that reproduces every "
+           "printed figure at once: the tables agree with each other once rounding is accounted for."
+           if feasible else "Taken jointly, no unrounded coefficients reproduce every printed figure: a real "
+           "contradiction in the tables.")
+    s.table(pd.DataFrame([{"figure": r["id"], "printed": r["printed"], "recomputed_low": r["recomputed_low"],
+                           "recomputed_high": r["recomputed_high"], "consistent": r["consistent"], "note": r["note"]}
+                          for r in audit["records"]]), "audit", "Every check, with the interval the paper's own numbers allow")
+    return s
+
+
+def reconstruction_section(inputs: ReportInputs) -> Section:
+    s = Section(SECTION_TITLES[1])
+    recon = inputs.reconstruction
+    cells = pd.DataFrame(recon["table"])
+    refit = pd.DataFrame(recon["refit_vs_published"])
+    same = int(refit["same_when_printed"].sum())
+    medium = int(cells.loc[cells["size"] == 2, "n"].sum())
+    s.text(f"The firm-level data were never published. The cell table below (firms and internationalized firms "
+           f"per size x CAPINNO band x activity) is RECONSTRUCTED: {recon['how']}. Its logit refit lies within "
+           f"{recon['k'] * 0.0005:.4f} of every B and SE in Table 4 (k = {recon['k']:.2f} half-units of the last "
+           f"printed digit) and prints {same} of {len(refit)} Table 3-4 figures identically. It is one of many "
+           f"tables consistent with the paper; quantities the paper never printed vary across them.")
+    s.text(f"Only {medium} of {int(cells['n'].sum())} firms are medium-sized in this reconstruction (every "
+           f"reconstruction found has 0 to 10): Table 5's medium rows are extrapolations of the linear size term.")
+    s.table(cells, "reconstruction_cells", "Reconstructed cell counts (size 0 micro, 1 small, 2 medium; capinno 0 "
+            "low, 1 average, 2 high; activity 0 MM, 1 IT)")
+    s.table(refit[["id", "published", "refit", "difference", "same_when_printed"]], "reconstruction_refit",
+            "Refit of the reconstruction beside Tables 3 and 4")
+    return s
+
+
+def spss_section(inputs: ReportInputs) -> Section:
+    s = Section(SECTION_TITLES[2])
+    comparison = pd.DataFrame(inputs.baseline["comparison"])
+    fit = inputs.baseline["fit"]
+    s.text(f"The paper's logit (internationalized ~ capinno + activity + size, linear codes) refitted by maximum "
+           f"likelihood (statsmodels) on the reconstruction, laid out as SPSS prints it. -2 log-likelihood = "
+           f"{fit['minus2ll']:.3f} (null model {fit['minus2ll_null']:.3f}); the paper does not print it.")
+    for table in ("Table 2", "Table 3", "Table 4"):
+        part = comparison[comparison["table"] == table]
+        s.table(part[["row", "column", "published", "refit", "difference", "same_when_printed"]],
+                table.lower().replace(" ", ""), f"{table}: published beside the refit")
+    return s
+
+
+def coefficients_section(inputs: ReportInputs) -> Section:
+    from . import plots
+
+    s = Section(SECTION_TITLES[3])
+    if not inputs.outcome:
+        return s
+    coef = {n: r.coefficients.query("scale == 'log-odds'") for n, r in inputs.outcome.items()}
+    first = next(iter(coef.values())).set_index("term")
+    rows = []
+    for term in first.index:
+        r = first.loc[term]
+        row = {"term": term,
+               "paper B [95% CI]": "" if np.isnan(r.paper_b) else _hdi_text(r.paper_b, r.paper_ci_low, r.paper_ci_high),
+               "MLE B [95% CI]": "" if np.isnan(r.mle_b) else _hdi_text(r.mle_b, r.mle_ci_low, r.mle_ci_high)}
+        for name, frame in coef.items():
+            f = frame.set_index("term")
+            row[f"{name} mean [94% HDI]"] = (_hdi_text(f.loc[term, "post_mean"], f.loc[term, "hdi_low"],
+                                                       f.loc[term, "hdi_high"]) if term in f.index else "")
+        rows.append(row)
+    s.figure(plots.coefficient_forest(coef), "coefficients",
+             "Each row is one estimate of a coefficient with its interval; where the paper's, the MLE's and "
+             "the models' intervals overlap, the Bayesian re-analysis agrees with the paper.")
+    s.table(pd.DataFrame(rows), "coefficients", "Coefficients in log-odds (odds ratios: exp of each number)")
+    s.text("Capinno's coefficient is per band step (low to average, average to high) in paper_logit, "
+           "hierarchical_logit and coarsened_latent (whose latent index is scaled so that band centres are one "
+           "unit apart), but per standard deviation of the latent CAPINNO factor in latent_factor: compare "
+           "that model with the others on Table 5's probability scale (section 5), not here. In the "
+           "hierarchical models Activity is the difference between the sector intercepts.")
+    s.text("For readers new to Bayesian output: the 94% HDI is the narrowest range holding 94% of the "
+           "posterior probability; unlike a confidence interval it reads directly as 'the coefficient lies "
+           "here with probability 0.94, given the model, the priors and the (reconstructed) data'.")
+    return s
+
+
+def table5_section(inputs: ReportInputs) -> Section:
+    from . import plots
+    from .summaries import classification_changes
+
+    s = Section(SECTION_TITLES[4])
+    if not inputs.outcome:
+        return s
+    t5 = {n: r.table5 for n, r in inputs.outcome.items()}
+    rows = []
+    for i, r in next(iter(t5.values())).iterrows():
+        row = {"size": r["size"], "capinno": r["capinno"], "activity": r["activity"], "paper": r["paper"], "MLE": r["mle"]}
+        for name, frame in t5.items():
+            row[f"{name} mean [94% HDI]"] = _hdi_text(frame.loc[i, "mean"], frame.loc[i, "hdi_low"], frame.loc[i, "hdi_high"])
+            row[f"{name} P(p>0.5)"] = frame.loc[i, "p_above_half"]
+        rows.append(row)
+    s.text("Table 5 gives, for each kind of firm, the probability of being internationalized. The posterior "
+           "version replaces each single number by a distribution: its mean, a 94% interval, and P(p > 0.5), "
+           "the probability that the firm would be classified 'internationalized' by the paper's own rule.")
+    s.table(pd.DataFrame(rows), "table5", "Table 5: paper, MLE refit and each model")
+    s.figure(plots.table5_dots(t5), "table5",
+             "Each row is one kind of firm. The black tick is the paper's value; dots and bars are each "
+             "model's posterior mean and 94% interval. Bars that cross the dotted 0.5 line are cells whose "
+             "classification is uncertain.")
+    flips = pd.concat([classification_changes(frame).assign(model=name)[
+        ["model", "size", "capinno", "activity", "paper", "paper_class", "mean", "p_flip"]]
+        for name, frame in t5.items()], ignore_index=True)
+    likely = flips[flips["p_flip"] > 0.5]
+    s.text("Cells whose classification changes (posterior probability of the opposite class > 0.5): "
+           + ("; ".join(f"{r.model}: {r.size}/{r.capinno}/{r.activity} (P = {r.p_flip:.2f})"
+                        for r in likely.itertuples()) or "none")
+           + f". Cells with that probability above 0.2: {int((flips['p_flip'] > 0.2).sum())} of {len(flips)}.")
+    s.table(flips, "classification_changes", "P(flip): the posterior probability that a cell falls on the "
+            "other side of 0.5 from the paper")
+    return s
+
+
+def diagnostics_section(inputs: ReportInputs) -> Section:
+    from . import plots
+
+    s = Section(SECTION_TITLES[5])
+    rows = []
+    for name, run in inputs.runs.items():
+        d, sampler = run.diagnostics, run.record["sampler"]
+        rows.append({"model": name, "gate": "passed" if d["passed"] else "MISSED", "max R-hat": d["r_hat_max"],
+                     "min ESS bulk": d["ess_bulk_min"], "min ESS tail": d["ess_tail_min"],
+                     "divergences": d["divergences"], "sampler": f"{sampler['backend']}, {sampler['chains']} x "
+                     f"{sampler['draws']}", "seconds": run.record.get("sampling_seconds")})
+    s.text("Every run must pass a gate before its numbers are trusted: R-hat <= 1.01 (the chains agree), bulk and "
+           "tail effective sample size >= 400 (enough independent draws), and no divergent transitions. A --quick "
+           "run is a first look and usually misses the ESS threshold.")
+    s.table(pd.DataFrame(rows), "diagnostics", "Diagnostic gate per run")
+    for name, run in inputs.runs.items():
+        s.figure(plots.rank_plot(run.idata, list(run.entry.shown), f"{name}: rank plots"), f"rank_{name}",
+                 "Rank plots: each chain's draws ranked together; flat bars of similar height in every chain "
+                 "mean the chains explored the same distribution.")
+    return s
+
+
+def predictive_section(inputs: ReportInputs) -> Section:
+    from . import plots
+
+    s = Section(SECTION_TITLES[6])
+    if inputs.outcome:
+        bins = {n: r.tables["calibration"] for n, r in inputs.outcome.items()}
+        s.figure(plots.calibration_plot(bins), "calibration",
+                 "Firms are grouped by predicted probability; points near the diagonal, and inside the shaded "
+                 "replicated-data intervals, mean the model's probabilities match what happened.")
+        s.table(pd.concat([b.assign(model=n) for n, b in bins.items()], ignore_index=True), "calibration",
+                "Outcome calibration by bin of predicted probability")
+        for name, run in inputs.outcome.items():
+            s.figure(plots.separation_plot(run.idata, f"{name}: separation plot"), f"separation_{name}",
+                     "Firms sorted by predicted probability (line); dark bars are internationalized firms. "
+                     "Good separation puts the dark bars on the right.")
+    for name, run in inputs.items.items():
+        overall = run.record["item_ppc_overall"]
+        s.text(f"{name}: posterior predictive p-value of the {overall['statistic']} = {overall['ppp']:.2f} "
+               f"(observed {overall['observed']:.3f}, replicated {overall['rep_low']:.3f} to {overall['rep_high']:.3f}). "
+               "Values near 0 or 1 mean the factor model fails to reproduce how the items hang together.")
+        s.figure(plots.item_ppc_plot(run.tables["item_ppc"]), f"items_{name}",
+                 "Each item's observed mean (dot) against the range of means in data replicated from the model "
+                 "(bar); dots outside their bars flag items the model misfits.")
+        s.table(run.tables["item_ppc"], f"item_ppc_{name}", "Item-level posterior predictive check")
+    return s
+
+
+def loadings_priors_section(inputs: ReportInputs) -> Section:
+    from . import plots
+    from .summaries import scalar_draws
+
+    s = Section(SECTION_TITLES[7])
+    for name, run in inputs.items.items():
+        loadings = run.tables["loadings"]
+        s.figure(plots.loadings_plot(loadings), f"loadings_{name}",
+                 "Loadings: how strongly each item reflects its dimension, and each dimension reflects CAPINNO "
+                 "(red). Intervals far from 0 mean the item measures what the codebook says it measures.")
+        s.table(loadings, f"loadings_{name}", "Factor loadings, posterior mean and 94% HDI")
+    for name, run in inputs.outcome.items():
+        post = scalar_draws(run.idata.posterior, ("intercept", "slope"))
+        prior = scalar_draws(run.idata.prior, ("intercept", "slope")) if "prior" in run.idata else {}
+        s.figure(plots.prior_posterior(prior, post, f"{name}: prior (grey) and posterior"), f"prior_posterior_{name}",
+                 "Grey: what the priors allowed before the data; colour: what the data left. A posterior much "
+                 "narrower than its prior means the data, not the prior, decide the estimate.")
+    s.table(pd.DataFrame([{"model": n, "parameter": k, "prior": v} for n, r in inputs.runs.items()
+                          for k, v in r.record.get("priors", {}).items()]), "priors", "Resolved priors of every run")
+    return s
+
+
+def comparison_section(inputs: ReportInputs) -> Section:
+    s = Section(SECTION_TITLES[8])
+    if inputs.loo is None or not inputs.outcome:
+        return s
+    groups = inputs.loo["outcome_data"].nunique()
+    s.text("PSIS-LOO estimates how well each model predicts a firm it has not seen (elpd: higher is better), "
+           "on the outcome only. Models are ranked only against models fitted to the same outcomes"
+           + (f" ({groups} groups of outcome data here)" if groups > 1 else "")
+           + ". A difference smaller than about twice its SE is not a difference; Pareto k > 0.7 marks firms "
+           "whose estimate is unreliable.")
+    s.table(inputs.loo, "loo", "PSIS-LOO comparison on the outcome")
+    cost = []
+    for name, run in inputs.outcome.items():
+        t5, contrast = run.table5, run.tables["capinno_contrast"]
+        cost.append({"model": name, "mean Table 5 94% HDI width": float((t5["hdi_high"] - t5["hdi_low"]).mean()),
+                     "high - low, mean over cells": float(contrast["mean"].mean()),
+                     "high - low, mean 94% HDI width": float((contrast["hdi_high"] - contrast["hdi_low"]).mean())})
+    s.text("The cost of the low/average/high cut: paper_logit treats the band codes 0, 1, 2 as exact; "
+           "coarsened_latent treats CAPINNO as a continuous index known only to lie in its band; "
+           "latent_factor measures it from the items. The table compares, on the probability scale, how much "
+           "a high- rather than low-CAPINNO firm's chance of being internationalized rises, and how wide "
+           "Table 5's intervals are, under each treatment.")
+    s.table(pd.DataFrame(cost), "cut_cost", "Effect of CAPINNO (high minus low, P(internationalized)) and "
+            "Table 5 uncertainty per model")
+    return s
+
+
+def provenance_section(inputs: ReportInputs) -> Section:
+    from .store import package_versions
+
+    s = Section(SECTION_TITLES[9])
+    keys = ("run_id", "spec", "spec_sha256", "data", "data_sha256", "data_provenance", "seed", "command")
+    prov = [{"model": n, **{("run" if k == "run_id" else k): r.record.get(k) for k in keys}}
+            for n, r in inputs.runs.items()]
+    s.text(f"Analysis: {inputs.command}. Every run records its seed, the SHA-256 of its spec and data, and the "
+           "package versions; rerunning with the same three gives the same numbers.")
+    s.table(pd.DataFrame(prov), "provenance", "Runs in this report")
+    versions = next(iter(inputs.runs.values())).record.get("versions", {}) if inputs.runs else {}
+    now = package_versions()
+    s.table(pd.DataFrame([{"package": k, "run": v, "report": now.get(k, "")} for k, v in versions.items()]),
+            "versions", "Package versions (when fitted, when reported)")
+    return s
+
+
+SECTIONS = (audit_section, reconstruction_section, spss_section, coefficients_section, table5_section,
+            diagnostics_section, predictive_section, loadings_priors_section, comparison_section, provenance_section)
+def write_report(inputs: ReportInputs, folder: str | Path) -> WrittenReport:
+    """Build every section and write index.html, report.md, figures/*.png and tables/*.csv."""
+    import io
+
+    from .store import write_bytes, write_csv, write_text
+
+    folder = Path(folder)
+    sections = [section(inputs) for section in SECTIONS]
+    note = provenance_note([r.record for r in inputs.runs.values()])
+    images: dict[str, bytes] = {}
+    files: list[Path] = []
+    for section in sections:
+        for b in section.blocks:
+            if b.kind == "figure":
+                buffer = io.BytesIO()
+                b.figure.savefig(buffer, format="png")
+                images[b.name] = buffer.getvalue()
+                files.append(write_bytes(folder / "figures" / f"{b.name}.png", images[b.name]))
+            elif b.kind == "table":
+                files.append(write_csv(folder / "tables" / f"{b.name}.csv", b.frame, header_note=note))
+    title = "bayes_intl re-analysis report"
+    files.append(write_text(folder / "report.md", render_markdown(title, sections, note)))
+    index = write_text(folder / "index.html", render_html(title, sections, images, note))
+    files.append(index)
+    return WrittenReport(index, files, [s.title for s in sections], len(images))

@@ -1,0 +1,258 @@
+"""Fitted runs: one typed object per fit (``FittedRun``) and per ensemble fit (``EnsembleRun``).
+
+``fit`` makes a FittedRun: it builds the spec's model on its data, samples, adds predictive draws,
+gates the run and derives every table once; ``store`` alone saves and loads runs. The report,
+``compare``, ensembles and the analysis consume these objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from .data import ModelData, model_data
+from .spec import Sampler, Spec, load_spec
+from .summaries import MleEstimates
+
+log = logging.getLogger(__name__)
+DEFAULT_SEED = 20150601
+
+
+@dataclass
+class FittedRun:
+    """One fitted model: its spec, validated data, InferenceData, the MLE and the derived tables.
+
+    ``record`` is what ``run.json`` holds (seed, hashes, versions, sampler settings, diagnostics,
+    timings). ``folder`` is where it was saved (None for an unsaved run); ``reused`` is true when it
+    was loaded from an earlier identical fit instead of sampled.
+    """
+
+    spec: Spec
+    data: ModelData
+    idata: az.InferenceData
+    mle: MleEstimates | None
+    tables: dict[str, pd.DataFrame]
+    record: dict
+    folder: Path | None = None
+    reused: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def entry(self):
+        return self.spec.entry
+
+    @property
+    def data_sha256(self) -> str:
+        return self.record["data_sha256"]
+
+    @property
+    def seed(self) -> int:
+        return self.record["seed"]
+
+    @property
+    def diagnostics(self) -> dict:
+        return self.record["diagnostics"]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.record["diagnostics"]["passed"])
+
+    @property
+    def table5(self) -> pd.DataFrame | None:
+        """Posterior Table 5 beside the paper and the MLE (None for a measurement-only model)."""
+        return self.tables.get("table5")
+
+    @property
+    def coefficients(self) -> pd.DataFrame | None:
+        """Coefficients in log-odds and odds ratios: paper, MLE and posterior (None without an outcome)."""
+        return self.tables.get("coefficients")
+
+
+@dataclass
+class EnsembleRun:
+    """One spec fitted on every reconstruction of the shipped ensemble, pooled (``fit --ensemble``)."""
+
+    spec: Spec
+    coefficients: pd.DataFrame  # per term: pooled mean, 94% HDI, between- and within-reconstruction SD
+    table5: pd.DataFrame  # the same per Table 5 cell
+    record: dict
+    folder: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.record["run_id"]
+
+
+def run_id(spec: Spec, data_sha: str, seed: int, quick: bool) -> str:
+    """``<model>-<spec hash>-<data hash>-seed<N>[-quick]``: a rerun of the same three replaces its own folder."""
+    return f"{spec.model}-{spec.hash()[:8]}-{data_sha[:8]}-seed{seed}{'-quick' if quick else ''}"
+
+
+def expected_tables(spec: Spec) -> tuple[str, ...]:
+    from .summaries import ITEM_TABLES, RUN_TABLES
+
+    entry = spec.entry
+    return (RUN_TABLES if entry.outcome else ()) + (ITEM_TABLES if entry.item_level else ())
+
+
+def resolve(spec: Spec | str | Path, *, sampler: dict | None = None, quick: bool = False) -> Spec:
+    """A spec from a path or a Spec, with ``sampler`` overrides of its [sampler] (or [quick]) settings."""
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    return spec.with_sampler(sampler, quick=quick) if sampler else spec
+
+
+def _reusable(folder: Path, spec: Spec, data_sha: str, sampler: Sampler, seed: int) -> FittedRun | None:
+    """An earlier complete run of the same spec, data, seed and sampler settings, or None."""
+    from .store import load
+
+    if not (folder / "run.json").exists():
+        return None
+    try:
+        run = load(folder, spec_hash=spec.hash(), data_hash=data_sha)
+    except Exception as exc:  # noqa: BLE001 (an interrupted, mismatched or older run is refitted, not trusted)
+        log.info("not reusing %s: %s", folder, exc)
+        return None
+    if run.record.get("sampler") != sampler.__dict__ or run.record.get("seed") != seed:
+        return None
+    if not all(name in run.tables for name in expected_tables(spec)):
+        return None
+    run.reused = True
+    return run
+
+
+def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, codebook: str | Path | None = None,
+        seed: int = DEFAULT_SEED, quick: bool = False, sampler: dict | None = None, out: str | Path | None = None,
+        progress: bool = False, reuse: bool = False, command: str | None = None) -> FittedRun:
+    """Fit a model specification on its data and return the run; saved under ``out`` when given.
+
+    ``data``: a data file (default: what the spec names); ``codebook`` for a survey file;
+    ``sampler``: overrides of the spec's sampler settings, e.g. ``{"draws": 200, "tune": 200}``;
+    ``quick``: the spec's [quick] settings. With ``reuse`` (and ``out``), a complete earlier run of the
+    same spec, data, seed and sampler settings is loaded instead of refitted.
+    """
+    from .inference import add_predictive, diagnose, parameter_names, sample
+    from .models import build_model
+    from .store import package_versions, save_run
+    from .summaries import derive_tables, fit_mle
+
+    spec = resolve(spec, sampler=sampler, quick=quick)
+    chosen = spec.quick if quick else spec.sampler
+    data = data if isinstance(data, ModelData) else model_data(spec, data, seed=seed, codebook=codebook)
+    data_sha = data.sha256()
+    name = run_id(spec, data_sha, seed, quick)
+    if reuse and out is not None and (earlier := _reusable(Path(out) / name, spec, data_sha, chosen, seed)):
+        return earlier
+    model = build_model(spec, data)
+    log.info("sampling %s: %d chains x %d draws (%s)", spec.model, chosen.chains, chosen.draws, chosen.backend)
+    started = time.perf_counter()
+    idata = sample(model, chosen, seed=seed, progress=progress)
+    seconds = time.perf_counter() - started
+    add_predictive(idata, model, spec, seed=seed)
+    diagnostics = diagnose(idata, parameter_names(model)).to_dict()
+    mle = fit_mle(spec, data)
+    tables, extras = derive_tables(spec, idata, data, mle)
+    record = {
+        "kind": "fit", "run_id": name, "model": spec.model, "description": spec.description, "spec": str(spec.source),
+        "spec_sha256": spec.hash(), "spec_document": spec.raw, "data": data.source, "data_sha256": data_sha,
+        "data_provenance": data.provenance, "seed": seed, "sampler": chosen.__dict__,
+        "sampling_seconds": round(seconds, 1), "compile_seconds": idata.attrs.get("compile_seconds"),
+        "compile_cache_hit": bool(idata.attrs["compile_cache_hit"]) if "compile_cache_hit" in idata.attrs else None,
+        "quick": quick, "priors": {k: v.describe() for k, v in spec.priors.items()},
+        "capinno_levels": extras.get("capinno_levels"), "item_ppc_overall": extras.get("item_ppc_overall"),
+        "mle": mle.to_dict() if mle is not None else None, "diagnostics": diagnostics, "versions": package_versions(),
+        "command": command if command is not None else "bayes-intl " + " ".join(sys.argv[1:]),
+    }
+    run = FittedRun(spec, data, idata, mle, tables, record)
+    if out is not None:
+        run.folder = save_run(run, Path(out) / name)
+    return run
+
+
+# --- the reconstruction ensemble ----------------------------------------------------------------
+
+def ensemble_tables() -> list[tuple[float, object]]:
+    """The shipped reconstruction ensemble: (k, CellTable) per member, best first."""
+    from importlib import resources
+
+    from .data import CellTable
+    from .reconstruct import PROVENANCE
+
+    path = Path(str(resources.files("bayes_intl").joinpath("data/reconstruction_ensemble.csv")))
+    frame = pd.read_csv(path)
+    members = []
+    for member, cells in frame.groupby("member", sort=True):
+        table = cells[["size", "capinno", "activity", "n", "y"]].reset_index(drop=True).astype("int64")
+        members.append((float(cells["k"].iloc[0]), CellTable(table, f"{path} member {member}", PROVENANCE)))
+    return members
+
+
+def _spread(draws: pd.DataFrame, key: str) -> pd.DataFrame:
+    from .summaries import hdi
+
+    rows = []
+    for name, group in draws.groupby(key, sort=False):
+        by_member = group.groupby("member")["value"]
+        interval = hdi(group["value"].to_numpy()[:, None])[0]
+        rows.append({key: name, "members": by_member.ngroups, "pooled_mean": group["value"].mean(),
+                     "hdi_low": interval[0], "hdi_high": interval[1], "between_sd": by_member.mean().std(ddof=1),
+                     "within_sd": by_member.std(ddof=1).mean(), "member_mean_min": by_member.mean().min(),
+                     "member_mean_max": by_member.mean().max()})
+    return pd.DataFrame(rows)
+
+
+ENSEMBLE_NOTE = "RECONSTRUCTED data: the shipped ensemble of reconstructions (not the real survey)"
+
+
+def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: int | None = None, quick: bool = False,
+                 sampler: dict | None = None, out: str | Path | None = None, progress: bool = False) -> EnsembleRun:
+    """Fit ``spec`` on each reconstruction of the ensemble; pool the draws and split the spread.
+
+    For every coefficient and Table 5 cell: the pooled posterior mean and 94% HDI, the
+    between-reconstruction SD (of the members' posterior means) and the within-posterior SD
+    (the members' posterior SDs, averaged).
+    """
+    from tqdm.auto import tqdm
+
+    from .data import synthetic_survey
+    from .inference import sample
+    from .models import build_model
+    from .store import package_versions, save_ensemble
+    from .summaries import coefficient_draws, grid_probabilities, table5_grid
+
+    spec = resolve(spec, sampler=sampler, quick=quick)
+    chosen = spec.quick if quick else spec.sampler
+    coef_rows, cell_rows = [], []
+    members_used = ensemble_tables()[: members or None]
+    grid = table5_grid()
+    for i, (k, table) in enumerate(tqdm(members_used, desc="ensemble", unit="fit", disable=not progress)):
+        if spec.entry.item_level:
+            survey = synthetic_survey(table, seed=seed, source=f"synthetic survey of {table.source}")
+            data = ModelData(survey.firms, survey, survey.source, survey.provenance)
+        else:
+            data = ModelData(table.to_firms().firms, None, table.source, table.provenance)
+        idata = sample(build_model(spec, data), chosen, seed=seed + i, progress=False)
+        for term, draws in coefficient_draws(spec, idata.posterior).items():
+            coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "draw": np.arange(len(draws)),
+                                           "value": draws}))
+        probs = grid_probabilities(spec, idata.posterior, data.firms, grid)
+        cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "value": probs.ravel(),
+                                       "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel()}))
+    n = len(members_used)
+    name = f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{seed}{'-quick' if quick else ''}"
+    record = {"kind": "ensemble", "run_id": name, "model": spec.model, "spec": str(spec.source),
+              "spec_sha256": spec.hash(), "spec_document": spec.raw, "members": n, "seed": seed,
+              "sampler": chosen.__dict__, "data_provenance": ENSEMBLE_NOTE, "versions": package_versions()}
+    run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record)
+    if out is not None:
+        run.folder = save_ensemble(run, Path(out) / name)
+    return run

@@ -1,0 +1,303 @@
+"""Posterior summaries a researcher reads: Table 5, the coefficient table, contrasts, fit checks, loadings.
+
+Everything here computes from an InferenceData and the model's registry entry; nothing samples,
+plots or prints. ``derive_tables`` computes every table of a run once, when it is fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from .data import OUTCOME, ModelData
+from .models import design_columns
+from .registry import LEVEL_NAMES
+from .spec import Spec
+
+HDI_PROB = 0.94
+Z975 = 1.959963984540054
+PAPER_TERM = {"capinno": "Capinno", "activity": "Activity", "size": "Size"}
+RUN_TABLES = ("table5", "table5_prior", "coefficients", "capinno_contrast", "calibration")
+ITEM_TABLES = ("item_ppc", "loadings")
+
+
+@dataclass(frozen=True)
+class MleEstimates:
+    """The frequentist refit of a run's outcome, fitted once: B and SE per term, and its Table 5."""
+
+    formula: str
+    params: dict[str, float]
+    bse: dict[str, float]
+    table5: dict[str, float]
+
+    @classmethod
+    def from_fit(cls, fit) -> "MleEstimates":
+        cells = fit.table("Table 5").set_index("id")["value"]
+        return cls(fit.formula, {k: float(v) for k, v in fit.params.items()}, {k: float(v) for k, v in fit.bse.items()},
+                   {k: float(v) for k, v in cells.items()})
+
+    def to_dict(self) -> dict:
+        return {"formula": self.formula, "params": self.params, "bse": self.bse, "table5": self.table5}
+
+
+def spec_formula(spec: Spec) -> str:
+    """The spec's outcome model as a statsmodels formula (categorical predictors as C(name))."""
+    terms = [p.name if p.coding == "linear" else f"C({p.name})" for p in spec.predictors]
+    terms += [":".join(i) for i in spec.interactions]
+    return f"{OUTCOME} ~ " + " + ".join(terms)
+
+
+def fit_mle(spec: Spec, data: ModelData) -> MleEstimates | None:
+    """The maximum-likelihood refit of the spec's outcome model on the run's firms (None without an outcome)."""
+    if not spec.entry.outcome:
+        return None
+    from .baselines import fit_logit
+    from .data import FirmTable
+
+    return MleEstimates.from_fit(fit_logit(FirmTable(data.firms, data.source, data.provenance), formula=spec_formula(spec)))
+
+
+def flat(values) -> np.ndarray:
+    """A DataArray of draws with chains and draws flattened into the first axis."""
+    return values.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+
+
+def stacked(group, name: str, thin: int | None = None) -> np.ndarray:
+    """A variable's draws with chains and draws flattened into the first axis (``thin``: at most that many)."""
+    values = flat(group[name])
+    if thin and len(values) > thin:
+        values = values[np.linspace(0, len(values) - 1, thin).astype(int)]
+    return values
+
+
+def hdi(samples: np.ndarray) -> np.ndarray:
+    """94% HDI of each column of a (draw, k) array: (k, 2)."""
+    return np.asarray(az.hdi(samples[None], hdi_prob=HDI_PROB))
+
+
+def scalar_draws(group, names) -> dict[str, np.ndarray]:
+    """Draws of the named variables (those present), one flat array per scalar element:
+    {'intercept': (draw,), 'slope[capinno]': (draw,), 'loading[eo_objectives]': (draw,), ...}."""
+    out = {}
+    for name in names:
+        if name not in group:
+            continue
+        stacked_ = group[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+        values = stacked_.to_numpy()
+        coords = [[str(v) for v in stacked_.coords[d].values] for d in stacked_.dims[1:]]
+        if values.ndim == 1:
+            out[name] = values
+            continue
+        for index in np.ndindex(*values.shape[1:]):
+            label = ", ".join(coords[d][i] for d, i in enumerate(index))
+            out[f"{name}[{label}]"] = values[(slice(None), *index)]
+    return out
+
+
+def table5_grid() -> pd.DataFrame:
+    from .baselines import table5_grid as grid
+
+    return grid()
+
+
+def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.DataFrame) -> np.ndarray:
+    """P(outcome) for each grid cell and draw: (draw, cell), CAPINNO at the entry's levels, municipality at 0."""
+    entry = spec.entry
+    levels = entry.levels(posterior, firms)
+    capinno = levels[:, grid["capinno"].to_numpy()]  # (draw, cell)
+    names = list(posterior["slope"].coords["term"].values)
+    exclude = (spec.group,) if entry.hierarchical else ()
+    _, columns = design_columns(spec, grid.assign(capinno=0.0), exclude=exclude, capinno=np.ones(len(grid)))
+    # Rebuild each design column per draw: columns that involve capinno are scaled by the draw's level.
+    x = np.stack([np.broadcast_to(c, (len(grid),)) for c in columns], axis=1)  # (cell, term)
+    xs = np.repeat(x[None], len(levels), axis=0)
+    for t, name in enumerate(names):
+        if "capinno" in name.split(":"):
+            xs[:, :, t] = xs[:, :, t] * capinno
+    if not entry.hierarchical:
+        eta = stacked(posterior, "intercept")[:, None] + np.einsum("sct,st->sc", xs, stacked(posterior, "slope"))
+    else:
+        groups = [int(g.split("=")[1]) for g in posterior.coords["group"].values]
+        g = np.searchsorted(groups, grid[spec.group].to_numpy())
+        gi, gs = stacked(posterior, "group_intercept"), stacked(posterior, "group_slope")
+        eta = gi[:, g] + np.einsum("sct,sct->sc", xs, gs[:, g, :])
+    return 1 / (1 + np.exp(-eta))
+
+
+def table5(probs: np.ndarray, mle: MleEstimates | None) -> pd.DataFrame:
+    """Table 5 from (draw, cell) probabilities, beside the paper and the MLE refit."""
+    from .paper import load_paper
+
+    grid = table5_grid()
+    interval = hdi(probs)
+    paper = load_paper()
+    mle_p = mle.table5 if mle is not None else {}
+    return pd.DataFrame({
+        "id": grid["id"], "size": grid["size_name"], "capinno": grid["level"], "activity": grid["activity_name"],
+        "paper": [paper.value(i) for i in grid["id"]],
+        "mle": [float(mle_p.get(i, np.nan)) for i in grid["id"]],
+        "mean": probs.mean(axis=0), "hdi_low": interval[:, 0], "hdi_high": interval[:, 1],
+        "p_above_half": (probs > 0.5).mean(axis=0),
+    })
+
+
+def coefficient_draws(spec: Spec, posterior) -> dict[str, np.ndarray]:
+    """Posterior draws of each coefficient, named as the paper names them where it does (Capinno, ..., Constant)."""
+    slope = posterior["slope"]
+    out = {PAPER_TERM.get(str(t), str(t)): flat(slope.sel(term=t)) for t in slope.coords["term"].values}
+    if spec.entry.hierarchical:
+        gi = stacked(posterior, "group_intercept")  # (draw, group) with group 0 the reference sector
+        out["Activity"] = gi[:, 1] - gi[:, 0]
+        out["Constant"] = gi[:, 0]
+    else:
+        out["Constant"] = stacked(posterior, "intercept")
+    return out
+
+
+def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None) -> pd.DataFrame:
+    """Paper B and 95% CI, MLE B and 95% CI, posterior mean and 94% HDI: log-odds and odds ratios."""
+    from .paper import TABLE4_TERMS, load_paper
+
+    paper = load_paper()
+    rows = []
+    for term, draws in coefficient_draws(spec, posterior).items():
+        interval = hdi(draws[:, None])[0]
+        row = {"term": term, "post_mean": draws.mean(), "post_median": np.median(draws), "post_sd": draws.std(ddof=1),
+               "hdi_low": interval[0], "hdi_high": interval[1]}
+        if term in TABLE4_TERMS:
+            b, se = paper.value(f"table4.{term}.b"), paper.value(f"table4.{term}.se")
+            lo = np.log(paper.value(f"table4.{term}.ci_lower")) if f"table4.{term}.ci_lower" in paper else b - Z975 * se
+            hi = np.log(paper.value(f"table4.{term}.ci_upper")) if f"table4.{term}.ci_upper" in paper else b + Z975 * se
+            row |= {"paper_b": b, "paper_ci_low": lo, "paper_ci_high": hi}
+        if mle is not None and term in mle.params:
+            b, se = mle.params[term], mle.bse[term]
+            row |= {"mle_b": b, "mle_se": se, "mle_ci_low": b - Z975 * se, "mle_ci_high": b + Z975 * se}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    cols = ["paper_b", "paper_ci_low", "paper_ci_high", "mle_b", "mle_ci_low", "mle_ci_high",
+            "post_mean", "post_median", "hdi_low", "hdi_high"]
+    for c in cols + ["mle_se"]:
+        if c not in table:
+            table[c] = np.nan
+    odds = table.copy()
+    odds[cols] = np.exp(odds[cols].astype(float))
+    odds[["post_sd", "mle_se"]] = np.nan
+    table["scale"], odds["scale"] = "log-odds", "odds ratio"
+    order = ["scale", "term", *cols[:6], "mle_se", *cols[6:], "post_sd"]
+    return pd.concat([table, odds], ignore_index=True)[order]
+
+
+def capinno_contrast(probs: np.ndarray) -> pd.DataFrame:
+    """P(outcome) of a high minus a low CAPINNO firm, per size and activity: mean and 94% HDI.
+
+    On the probability scale, so that models with different CAPINNO scales compare directly.
+    """
+    grid = table5_grid()
+    rows = []
+    for (size, activity), cells in grid.groupby(["size_name", "activity_name"], sort=False):
+        low = cells.index[cells["level"] == "low"][0]
+        high = cells.index[cells["level"] == "high"][0]
+        diff = probs[:, high] - probs[:, low]
+        interval = hdi(diff[:, None])[0]
+        rows.append({"size": size, "activity": activity, "mean": diff.mean(), "hdi_low": interval[0],
+                     "hdi_high": interval[1], "p_positive": (diff > 0).mean()})
+    return pd.DataFrame(rows)
+
+
+def level_points(spec: Spec, posterior, firms: pd.DataFrame) -> dict[str, float]:
+    """Posterior mean of each CAPINNO level on the model's scale (see the registry's ``levels``)."""
+    return dict(zip(LEVEL_NAMES, map(float, spec.entry.levels(posterior, firms).mean(axis=0))))
+
+
+def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
+    """Outcome calibration: firms binned by predicted P(outcome); observed share beside the predicted one,
+    with the 94% interval of the share in replicated data."""
+    y = idata.observed_data[OUTCOME].to_numpy()
+    rep = stacked(idata.posterior_predictive, OUTCOME)  # (draw, firm)
+    predicted = rep.mean(axis=0)
+    order = np.argsort(predicted, kind="stable")
+    rows = []
+    for b, idx in enumerate(np.array_split(order, bins)):
+        share = rep[:, idx].mean(axis=1)
+        rows.append({"bin": b + 1, "firms": len(idx), "predicted": predicted[idx].mean(), "observed": y[idx].mean(),
+                     "rep_low": np.quantile(share, 0.03), "rep_high": np.quantile(share, 0.97)})
+    return pd.DataFrame(rows)
+
+
+def _mean_correlation(matrix: np.ndarray) -> float:
+    keep = matrix.std(axis=0) > 0
+    corr = np.corrcoef(matrix[:, keep], rowvar=False)
+    return float(corr[np.triu_indices_from(corr, k=1)].mean())
+
+
+def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, dict]:
+    """Item-level posterior predictive check for a measurement model.
+
+    Per item: the observed mean beside the replicated means (94% interval) and the posterior
+    predictive p-value P(T_rep >= T_obs). Overall: the same p-value for the mean inter-item
+    correlation, the statistic a factor model exists to reproduce.
+    """
+    names = [n for n in idata.observed_data.data_vars if n.startswith("items_")]
+    obs_cols, rep_cols, labels = [], [], []
+    for name in names:
+        obs = idata.observed_data[name]
+        item_dim = [d for d in obs.dims if d != "firm"][0]
+        obs_cols.append(obs.transpose("firm", item_dim).to_numpy().astype(float))
+        rep_cols.append(stacked(idata.posterior_predictive, name, thin).astype(float))  # (draw, firm, item)
+        labels += [str(v) for v in obs.coords[item_dim].values]
+    observed = np.concatenate(obs_cols, axis=1)
+    replicated = np.concatenate(rep_cols, axis=2)
+    obs_mean, rep_mean = observed.mean(axis=0), replicated.mean(axis=1)
+    items = pd.DataFrame({"item": labels, "observed": obs_mean, "replicated_mean": rep_mean.mean(axis=0),
+                          "rep_low": np.quantile(rep_mean, 0.03, axis=0), "rep_high": np.quantile(rep_mean, 0.97, axis=0),
+                          "ppp": (rep_mean >= obs_mean).mean(axis=0)})
+    t_obs = _mean_correlation(observed)
+    t_rep = np.array([_mean_correlation(r) for r in replicated])
+    overall = {"statistic": "mean inter-item correlation", "observed": t_obs, "replicated_mean": float(t_rep.mean()),
+               "rep_low": float(np.quantile(t_rep, 0.03)), "rep_high": float(np.quantile(t_rep, 0.97)),
+               "ppp": float((t_rep >= t_obs).mean()), "draws": int(len(t_rep))}
+    return items, overall
+
+
+def loading_table(posterior) -> pd.DataFrame:
+    """Factor loadings (item and second-order) with posterior mean and 94% HDI."""
+    rows = []
+    for name in ("second_order_loading", "loading"):
+        if name not in posterior:  # the correlated-factor structure has no second-order loadings
+            continue
+        draws = stacked(posterior, name)
+        interval = hdi(draws)
+        dim = [d for d in posterior[name].dims if d not in ("chain", "draw")][0]
+        for label, mean, (lo, hi) in zip(posterior.coords[dim].values, draws.mean(axis=0), interval):
+            rows.append({"parameter": name, "of": str(label), "mean": mean, "hdi_low": lo, "hdi_high": hi})
+    return pd.DataFrame(rows, columns=["parameter", "of", "mean", "hdi_low", "hdi_high"])
+
+
+def classification_changes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per Table 5 cell: the paper's classification (p > 0.5) and the posterior probability that it flips."""
+    paper_yes = table["paper"] > 0.5
+    p_flip = np.where(paper_yes, 1 - table["p_above_half"], table["p_above_half"])
+    return table[["id", "size", "capinno", "activity", "paper", "mean"]].assign(
+        paper_class=np.where(paper_yes, "yes", "no"), p_flip=p_flip)
+
+
+def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
+                  mle: MleEstimates | None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every table a run carries, each computed once: (tables by file stem, JSON-ready extras)."""
+    entry, tables, extras = spec.entry, {}, {}
+    if entry.outcome:
+        grid = table5_grid()
+        probs = grid_probabilities(spec, idata.posterior, data.firms, grid)
+        tables["table5"] = table5(probs, mle)
+        tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid), mle)
+        tables["coefficients"] = coefficient_table(spec, idata.posterior, mle)
+        tables["capinno_contrast"] = capinno_contrast(probs)
+        tables["calibration"] = calibration_bins(idata)
+        extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms)
+    if entry.item_level:
+        tables["item_ppc"], extras["item_ppc_overall"] = item_ppc(idata)
+        tables["loadings"] = loading_table(idata.posterior)
+    return tables, extras
