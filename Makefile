@@ -31,9 +31,10 @@ browser:
 	      || echo "note: could not install chromium; the browser tests will fail"; \
 	  else echo "note: install Chromium (Debian/Ubuntu: sudo apt-get install chromium) for the browser tests"; fi; }
 
-# The whole re-analysis, ending with the report's path. QUICK=1 for the few-minute first look.
+# The whole re-analysis, ending with the report's path. QUICK=1 for the one-minute first look;
+# SEARCH=1 reruns the reconstruction search (about 4 minutes) instead of checking the shipped table.
 analysis: $(STAMP)
-	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,)
+	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

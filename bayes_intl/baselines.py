@@ -52,8 +52,16 @@ def _outcome_of(formula: str) -> str:
 
 
 def _glm(formula: str, long: pd.DataFrame):
+    """A frequency-weighted binomial GLM. statsmodels' separation warnings are dropped: ``separation_notes``
+    says the same in one plain line per term."""
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
     model = smf.glm(formula, data=long, family=sm.families.Binomial(), freq_weights=long["weight"].to_numpy())
-    return model.fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerfectSeparationWarning)
+        return model.fit()
 
 
 def _rows(table: str, entries: list[tuple[str, str, str, float]]) -> pd.DataFrame:
@@ -78,6 +86,13 @@ def separation_notes(bse: pd.Series, *, limit: float = 10.0) -> list[str]:
     """Terms whose SE exceeds ``limit``: the data (quasi-)separate them and their B are not estimable."""
     return [f"{term}: SE = {se:.1f}; (quasi-)complete separation, B is not estimable from these data"
             for term, se in bse.items() if not np.isfinite(se) or se > limit]
+
+
+def _constant_outcome_note(long: pd.DataFrame, outcome: str) -> list[str]:
+    values = long.loc[long["weight"] > 0, outcome].unique()
+    if len(values) == 1:
+        return [f"the outcome '{outcome}' is {int(values[0])} for every firm: no coefficient can be estimated"]
+    return []
 
 
 def _classification(long: pd.DataFrame, outcome: str, p: np.ndarray, cut: float) -> pd.DataFrame:
@@ -145,7 +160,7 @@ def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0
         converged=bool(full.converged),
         tables=tables,
         provenance=data.provenance,
-        notes=tuple(separation_notes(full.bse.rename(SPSS_TERM))),
+        notes=tuple(_constant_outcome_note(long, outcome) + separation_notes(full.bse.rename(SPSS_TERM))),
     )
 
 

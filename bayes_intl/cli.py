@@ -279,7 +279,8 @@ def cmd_run(args) -> int:
 
     if not args.json:
         print(f"Re-analysis: {analysis.description or analysis.source}{' (--quick preset)' if args.quick else ''}")
-    result = run_analysis(analysis, quick=args.quick, out=args.out, progress=not args.json, on_stage=on_stage)
+    result = run_analysis(analysis, quick=args.quick, search=True if args.search else None, out=args.out,
+                          progress=not args.json, on_stage=on_stage)
     if args.json:
         _emit_json(result)
         return 0
@@ -456,6 +457,8 @@ def _model_commands(sub) -> None:
     p.add_argument("analysis", nargs="?", default="models/analysis.toml",
                    help="an analysis specification (default: models/analysis.toml)")
     p.add_argument("--quick", action="store_true", help="the quick preset: shipped reconstruction, short sampling")
+    p.add_argument("--search", action="store_true",
+                   help="rerun the reconstruction search (about 4 minutes on 2 cores) instead of checking the shipped one")
     p.add_argument("--out", default=None, help="output folder (default: the analysis file's 'out')")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_run)

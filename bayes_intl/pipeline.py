@@ -370,11 +370,12 @@ def _fit_stage(stages: _Stages, spec_path: str, data: str, analysis: Analysis, q
     return run
 
 
-def run_analysis(analysis: Analysis, *, quick: bool = False, out: str | Path | None = None,
-                 progress: bool = True, on_stage=None) -> dict:
+def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None = None,
+                 out: str | Path | None = None, progress: bool = True, on_stage=None) -> dict:
     """Run every stage in order and write the report; returns what was done and where it lies.
 
-    ``on_stage(StageResult)`` is called as each stage ends (the CLI prints from it).
+    ``search`` overrides the analysis file's reconstruct.search (rerun the reconstruction search,
+    minutes, or take the shipped table). ``on_stage(StageResult)`` is called as each stage ends.
     """
     import pandas as pd
 
@@ -386,6 +387,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, out: str | Path | N
     out.mkdir(parents=True, exist_ok=True)
     code = code_hash()
     preset = analysis.quick_reconstruct if quick else analysis.reconstruct
+    preset = preset if search is None else preset | {"search": search}
     started = time.perf_counter()
     stages = _Stages(out, 6 + len(analysis.models), progress, on_stage)
     audit = stages.run("audit", _key("audit", code), lambda: _stage_audit(out / "audit"),

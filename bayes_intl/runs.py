@@ -145,6 +145,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     from .store import package_versions, save_run
     from .summaries import derive_tables, fit_mle
 
+    clock = _Clock()
     spec = resolve(spec, sampler=sampler, quick=quick)
     chosen = spec.quick if quick else spec.sampler
     data = data if isinstance(data, ModelData) else model_data(spec, data, seed=seed, codebook=codebook)
@@ -153,21 +154,24 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     if reuse and out is not None and (earlier := _reusable(Path(out) / name, spec, data_sha, chosen, seed)):
         return earlier
     model = build_model(spec, data)
+    clock.lap("data_and_model")
     log.info("sampling %s: %d chains x %d draws (%s)", spec.model, chosen.chains, chosen.draws, chosen.backend)
-    started = time.perf_counter()
     idata = sample(model, chosen, seed=seed, progress=progress)
-    seconds = time.perf_counter() - started
+    seconds = clock.lap("sampling")
     add_predictive(idata, model, spec, seed=seed)
+    clock.lap("predictive_draws")
     diagnostics = diagnose(idata, parameter_names(model)).to_dict()
+    clock.lap("diagnostics")
     mle = fit_mle(spec, data)
     tables, extras = derive_tables(spec, idata, data, mle)
+    clock.lap("tables")
     record = {
         "kind": "fit", "run_id": name, "model": spec.model, "description": spec.description, "spec": str(spec.source),
         "spec_sha256": spec.hash(), "spec_document": spec.raw, "data": data.source, "data_sha256": data_sha,
         "data_provenance": data.provenance, "seed": seed, "sampler": chosen.__dict__,
         "sampling_seconds": round(seconds, 1), "compile_seconds": idata.attrs.get("compile_seconds"),
         "compile_cache_hit": bool(idata.attrs["compile_cache_hit"]) if "compile_cache_hit" in idata.attrs else None,
-        "quick": quick, "priors": {k: v.describe() for k, v in spec.priors.items()},
+        "seconds": clock.laps, "quick": quick, "priors": {k: v.describe() for k, v in spec.priors.items()},
         "capinno_levels": extras.get("capinno_levels"), "item_ppc_overall": extras.get("item_ppc_overall"),
         "mle": mle.to_dict() if mle is not None else None, "diagnostics": diagnostics, "versions": package_versions(),
         "command": command if command is not None else "bayes-intl " + " ".join(sys.argv[1:]),
@@ -175,7 +179,22 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     run = FittedRun(spec, data, idata, mle, tables, record)
     if out is not None:
         run.folder = save_run(run, Path(out) / name)
+        log.info("saved in %.1f s", clock.lap("saving"))
     return run
+
+
+class _Clock:
+    """Seconds spent in each phase of a fit (recorded in run.json as ``seconds``)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> float:
+        now = time.perf_counter()
+        seconds, self._last = now - self._last, now
+        self.laps[name] = round(seconds, 2)
+        return seconds
 
 
 # --- the reconstruction ensemble ----------------------------------------------------------------

@@ -173,7 +173,8 @@ def save_run(run, folder: str | Path) -> Path:
     note = run.record.get("data_provenance")
 
     def write(staging: Path) -> None:
-        _compact(run.idata).to_netcdf(str(staging / "posterior.nc"))
+        # Uncompressed: zlib took a third of the save (3.2 s against 2.1 s for latent_factor; 49 MB against 59 MB).
+        _compact(run.idata).to_netcdf(str(staging / "posterior.nc"), compress=False)
         for name, frame in run.tables.items():
             write_csv(staging / f"{name}.csv", frame, header_note=note)
         write_csv(staging / FIRMS_FILE, run.data.firms, header_note=note)

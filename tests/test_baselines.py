@@ -38,11 +38,21 @@ def test_size_as_two_dummies(random_cells):
 
 
 def test_separated_term_is_reported_not_crashed():
-    """The default reconstruction has very few medium firms: size as dummies separates."""
-    fit = fit_logit(load_default(), formula="internationalized ~ capinno + activity + C(size)")
+    """No internationalized medium firm: size as dummies separates, and the refit says so in one note."""
+    cells = load_default().cells.copy()
+    cells.loc[cells["size"] == 2, "y"] = 0
+    fit = fit_logit(CellTable(cells, "separated.csv", "test"), formula="internationalized ~ capinno + activity + C(size)")
     assert fit.table("Table 4")["value"].notna().all()
-    if load_default().cells.query("size == 2")["y"].sum() == 0:
-        assert any("C(size)[T.2]" in note for note in fit.notes)
+    assert [note.split(":")[0] for note in fit.notes] == ["C(size)[T.2]"]
+
+
+def test_an_outcome_without_variation_is_one_note_per_term_and_no_library_warning():
+    """All firms not internationalized: statsmodels' 14 PerfectSeparationWarnings become plain notes
+    (the suite turns any warning into an error, so one leaking would fail here)."""
+    cells = load_default().cells.assign(y=0)
+    fit = fit_logit(CellTable(cells, "all_zero.csv", "test"))
+    assert fit.notes[0] == "the outcome 'internationalized' is 0 for every firm: no coefficient can be estimated"
+    assert {note.split(":")[0] for note in fit.notes[1:]} == {"Constant", "Capinno", "Activity", "Size"}
 
 
 def test_default_reconstruction_reproduces_table3_and_compare_is_one_call():
