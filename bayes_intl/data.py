@@ -287,6 +287,22 @@ def synthetic_survey(table: OutcomeData, *, seed: int, source: str = SYNTHETIC_S
     return validate_survey(simulate_survey(table, seed=seed).frame, survey_codebook(), source=source)
 
 
+def _check_roles(spec, survey) -> None:
+    """A survey feeds an outcome model only when its codebook declares the outcome and every predictor."""
+    if not spec.entry.outcome:
+        return
+    needed = {OUTCOME: "outcome"} | {p.name: p.name for p in spec.predictors if p.name != "capinno"}
+    if spec.entry.hierarchical:
+        needed[spec.group] = spec.group
+    for column, role in needed.items():
+        if column not in survey.firms.columns:
+            from .errors import SpecError
+
+            raise SpecError(f"codebook {survey.codebook.source}: [columns] needs '{role}' for {spec.model} "
+                            f"(spec {spec.source} uses it); a measurement model (measurement_only) needs only "
+                            "'firm_id' and the items")
+
+
 def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, codebook=None) -> ModelData:
     """The data ``spec`` asks for (or ``path``): the reconstruction, its synthetic survey, or a user's file.
 
@@ -302,6 +318,7 @@ def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, co
             from .survey import read_survey
 
             survey = read_survey(source, codebook or spec.codebook or survey_codebook())
+            _check_roles(spec, survey)
         return ModelData(survey.firms, survey, survey.source, survey.provenance)
     if source == "synthetic":
         survey = synthetic_survey(load_default(), seed=seed)

@@ -16,8 +16,9 @@ latent_factor (second-order)::
     binary ~ Bernoulli(logit = tau_j + lambda_j f_id), count ~ Poisson(exp(tau_j + lambda_j f_id)),
     continuous (standardized) ~ N(tau_j + lambda_j f_id, sigma_j),  lambda_j > 0
     outcome: the hierarchical logit with capinno_i = eta_i
-    (correlated: f_i ~ N(0, R), R ~ LKJ(eta); capinno_i = mean_d f_id)
-measurement_only: the measurement part alone.
+    (correlated: f_i ~ N(0, R), R ~ LKJ(eta) through its Cholesky factor; capinno_i = mean_d f_id)
+    (one dimension: f_i = capinno_i ~ N(0, 1), no second-order split)
+measurement_only: the measurement part alone (a CFA or an IRT model; only an id and the items needed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .data import ModelData
+from .errors import SpecError
 from .spec import Prior, Spec
 from .survey import SurveyData
 
@@ -164,6 +166,63 @@ def ordered_logit_random(eta, cutpoints, rng=None, size=None):
     return (latent[..., None] > np.asarray(cutpoints)).sum(axis=-1)
 
 
+def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):
+    """Cholesky factor of a K x K correlation matrix with an LKJ(eta) prior, built from canonical partial
+    correlations: no standard deviations, no Potential, and a generative prior (predictive draws work).
+
+    In the C-vine of Lewandowski, Kurowicka and Joe (2009, section 2.4), the partial correlation of
+    variables i and j given variables 0..j-1 is, under LKJ(eta), independently 2 Beta(b_j, b_j) - 1 with
+    b_j = eta + (K - 2 - j) / 2 (0-based j); row i of the Cholesky factor is
+    L_ij = w_ij sqrt(1 - sum_{m<j} L_im^2), L_ii = sqrt(1 - sum_{m<i} L_im^2). The correlation matrix
+    L L' is stored as ``name`` (dims ``dims``).
+    """
+    pairs = [(i, j) for i in range(1, k) for j in range(i)]
+    shape = np.array([eta + (k - 2 - j) / 2 for _, j in pairs])
+    cpc = 2 * pm.Beta(f"{name}_partial", alpha=shape, beta=shape, shape=len(pairs)) - 1
+    rows = [[pt.as_tensor_variable(1.0)] + [pt.as_tensor_variable(0.0)] * (k - 1)]
+    for i in range(1, k):
+        row, remaining = [], pt.as_tensor_variable(1.0)
+        for j in range(i):
+            w = cpc[pairs.index((i, j))]
+            row.append(w * pt.sqrt(remaining))
+            remaining = remaining * (1 - w**2)
+        rows.append(row + [pt.sqrt(remaining)] + [pt.as_tensor_variable(0.0)] * (k - 1 - i))
+    chol = pt.stack([pt.stack(r) for r in rows])
+    pm.Deterministic(name, pt.dot(chol, chol.T), dims=dims)
+    return chol
+
+
+def _factors(spec: Spec, dims: list[str], model: pm.Model):
+    """The firm x dimension factors (unit variance each) and the per-firm CAPINNO factor, by structure.
+
+    Identification: every factor has variance 1 and every loading is positive (its prior is on the
+    positive half-line), so neither scale nor sign can trade off against the loadings.
+    - one dimension: a single factor, CAPINNO itself (no second-order split, whatever ``structure`` says);
+    - ``second_order`` (three or more dimensions): f_d = (gamma_d eta + zeta_d) / sqrt(1 + gamma_d^2);
+    - ``correlated``: f = z L', L the Cholesky factor of an LKJ correlation matrix (``factor_corr``);
+      CAPINNO is the mean of the dimension factors.
+    """
+    if len(dims) == 1:
+        capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
+        return capinno[:, None], capinno
+    if spec.structure == "second_order":
+        if len(dims) < 3:
+            raise SpecError(f"spec {spec.source}: [measurement] structure = 'second_order' needs at least 3 "
+                            f"dimensions; the codebook has {len(dims)} ({', '.join(dims)}), with which the "
+                            "second-order loadings are not identified: use structure = 'correlated'")
+        capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
+        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
+        zeta = pm.Normal("zeta", 0, 1, dims=("firm", "dimension"))
+        # Unit-variance dimension factors: gamma / sqrt(1 + gamma^2) is the standardized loading.
+        return (capinno[:, None] * gamma[None, :] + zeta) / pt.sqrt(1 + gamma**2)[None, :], capinno
+    eta = spec.priors.get("lkj_eta", Prior("LKJ", (("eta", 2.0),))).kwargs()["eta"]
+    model.add_coord("dimension_with", dims)
+    chol = lkj_cholesky("factor_corr", len(dims), eta, ("dimension", "dimension_with"))
+    z = pm.Normal("z_factor", 0, 1, dims=("firm", "dimension"))
+    factors = pt.dot(z, chol.T)
+    return factors, pm.Deterministic("capinno_factor", factors.mean(axis=1), dims="firm")
+
+
 def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     """Add the item-level measurement model; returns the per-firm CAPINNO factor."""
     items = [i for i in survey.codebook.items if i.in_capinno]
@@ -171,20 +230,7 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     model.add_coord("dimension", dims)
     model.add_coord("item", [i.name for i in items])
     mask = np.array([[i.dimension == d for i in items] for d in dims], dtype=float)  # dimension x item
-    if spec.structure == "second_order":
-        capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
-        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
-        zeta = pm.Normal("zeta", 0, 1, dims=("firm", "dimension"))
-        # Unit-variance dimension factors: gamma / sqrt(1 + gamma^2) is the standardized loading.
-        factors = (capinno[:, None] * gamma[None, :] + zeta) / pt.sqrt(1 + gamma**2)[None, :]
-    else:
-        eta = spec.priors.get("lkj_eta", Prior("LKJ", (("eta", 2.0),))).kwargs()["eta"]
-        corr_chol, _, _ = pm.LKJCholeskyCov("factor_corr", n=len(dims), eta=eta,
-                                           sd_dist=pm.Exponential.dist(1e6), compute_corr=True)
-        z = pm.Normal("z_factor", 0, 1, dims=("firm", "dimension"))
-        scale = pt.sqrt(pt.diag(pt.dot(corr_chol, corr_chol.T)))
-        factors = pt.dot(z, (corr_chol / scale[:, None]).T)
-        capinno = pm.Deterministic("capinno_factor", factors.mean(axis=1), dims="firm")
+    factors, capinno = _factors(spec, dims, model)
     pm.Deterministic("factor", factors, dims=("firm", "dimension"))
     loading = draw_prior("loading", spec.priors["loading"], dims="item")
     weights = mask * loading[None, :]  # dimension x item: each item loads on its own dimension only

@@ -262,18 +262,58 @@ def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, di
     return items, overall
 
 
-def loading_table(posterior) -> pd.DataFrame:
-    """Factor loadings (item and second-order) with posterior mean and 94% HDI."""
+LATENT_RESPONSE_VARIANCE = {"binary": np.pi**2 / 3, "ordinal": np.pi**2 / 3}  # the logistic's variance
+
+
+def _standardized(posterior, name: str, types: dict[str, str]) -> np.ndarray:
+    """Standardized (std.all) loadings, (draw, item): lambda / sqrt(lambda^2 + residual variance) with unit-variance
+    factors; a logit item's residual variance is the logistic's pi^2/3, a count item has none (NaN)."""
+    draws = stacked(posterior, name)
+    if name == "second_order_loading":
+        return draws / np.sqrt(1 + draws**2)
+    items = [str(v) for v in posterior.coords["item"].values]
+    residual = np.full(draws.shape, np.nan)
+    for j, item in enumerate(items):
+        kind = types.get(item)
+        if kind in LATENT_RESPONSE_VARIANCE:
+            residual[:, j] = LATENT_RESPONSE_VARIANCE[kind]
+        elif kind == "continuous":
+            residual[:, j] = stacked(posterior, "residual_sd")[:, list(posterior.coords["continuous_item"].values)
+                                                               .index(item)] ** 2
+    return draws / np.sqrt(draws**2 + residual)
+
+
+def loading_table(posterior, types: dict[str, str] | None = None) -> pd.DataFrame:
+    """Factor loadings (item and second-order): posterior mean and 94% HDI, raw and standardized (std.all)."""
     rows = []
     for name in ("second_order_loading", "loading"):
-        if name not in posterior:  # the correlated-factor structure has no second-order loadings
+        if name not in posterior:  # one dimension, or correlated factors: no second-order loadings
             continue
         draws = stacked(posterior, name)
-        interval = hdi(draws)
+        std = _standardized(posterior, name, types or {})
+        interval, std_interval = hdi(draws), hdi(np.nan_to_num(std))
         dim = [d for d in posterior[name].dims if d not in ("chain", "draw")][0]
-        for label, mean, (lo, hi) in zip(posterior.coords[dim].values, draws.mean(axis=0), interval):
-            rows.append({"parameter": name, "of": str(label), "mean": mean, "hdi_low": lo, "hdi_high": hi})
-    return pd.DataFrame(rows, columns=["parameter", "of", "mean", "hdi_low", "hdi_high"])
+        for j, label in enumerate(posterior.coords[dim].values):
+            known = not np.isnan(std[:, j]).any()
+            rows.append({"parameter": name, "of": str(label), "mean": draws[:, j].mean(), "hdi_low": interval[j, 0],
+                         "hdi_high": interval[j, 1], "std_mean": std[:, j].mean() if known else np.nan,
+                         "std_hdi_low": std_interval[j, 0] if known else np.nan,
+                         "std_hdi_high": std_interval[j, 1] if known else np.nan})
+    return pd.DataFrame(rows, columns=["parameter", "of", "mean", "hdi_low", "hdi_high", "std_mean", "std_hdi_low",
+                                       "std_hdi_high"])
+
+
+def factor_correlations(posterior) -> pd.DataFrame:
+    """Correlations between the dimension factors (correlated structure): posterior mean and 94% HDI per pair."""
+    draws = stacked(posterior, "factor_corr")  # (draw, dimension, dimension)
+    dims = [str(v) for v in posterior.coords["dimension"].values]
+    rows = []
+    for i in range(len(dims)):
+        for j in range(i + 1, len(dims)):
+            interval = hdi(draws[:, i, j][:, None])[0]
+            rows.append({"factor": dims[i], "with": dims[j], "mean": draws[:, i, j].mean(), "hdi_low": interval[0],
+                         "hdi_high": interval[1]})
+    return pd.DataFrame(rows)
 
 
 def classification_changes(table: pd.DataFrame) -> pd.DataFrame:
@@ -299,5 +339,8 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
         extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms)
     if entry.item_level:
         tables["item_ppc"], extras["item_ppc_overall"] = item_ppc(idata)
-        tables["loadings"] = loading_table(idata.posterior)
+        codebook = data.survey.codebook
+        tables["loadings"] = loading_table(idata.posterior, {i.name: i.type for i in codebook.items})
+        if spec.structure == "correlated" and len(codebook.dimensions) > 1:
+            tables["factor_correlations"] = factor_correlations(idata.posterior)
     return tables, extras

@@ -114,11 +114,11 @@ def codebook_from_dict(raw: dict[str, Any], *, source: str = "<codebook>") -> Co
     if not isinstance(columns, dict):
         raise SpecError(f"codebook {source}: [columns] must be a table of role = column name")
     _check_keys(columns, set(COLUMN_ROLES), "[columns]", source)
-    for role in ("firm_id", "activity"):
-        if role not in columns:
-            raise SpecError(f"codebook {source}: [columns] needs '{role}'")
-    if "size" not in columns and "employees" not in columns:
-        raise SpecError(f"codebook {source}: [columns] needs 'size' or 'employees' (size is derived from employees)")
+    if "firm_id" not in columns:
+        raise SpecError(f"codebook {source}: [columns] needs 'firm_id' (the column that identifies each respondent)")
+    if "employees" in columns and "activity" not in columns:
+        raise SpecError(f"codebook {source}: [columns] 'employees' needs 'activity' too (INEGI's size bands depend "
+                        "on the sector)")
     missing = raw.get("missing", {})
     _check_keys(missing, MISSING_KEYS, "[missing]", source)
     policy = missing.get("policy", "error")
@@ -274,13 +274,15 @@ def _firm_columns(rows: _Rows, cb: Codebook, value_labels: dict) -> pd.DataFrame
     if dup.any():
         i = _first_bad(dup)
         rows.fail(roles["firm_id"], "a unique firm id (this id appears on an earlier row)", i, firms["firm_id"].iloc[i])
-    firms["activity"] = _activity(rows, cb, value_labels)
+    if "activity" in roles:
+        firms["activity"] = _activity(rows, cb, value_labels)
     if "employees" in roles:
         employees = _numeric(frame, path, roles["employees"], "a whole number of employees")
         if (employees != employees.round()).any():
             rows.fail(roles["employees"], "a whole number of employees", _first_bad(employees != employees.round()))
         firms["employees"] = employees.astype(np.int64).to_numpy()
-    firms["size"] = _size(rows, cb, firms)
+    if "size" in roles or "employees" in roles:
+        firms["size"] = _size(rows, cb, firms)
     if "municipality" in roles:
         firms["municipality"] = frame[roles["municipality"]].astype(str).str.strip().to_numpy()
     if "outcome" in roles:
