@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | blas
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@echo "Compiling the four models on the embedded data once (about 1.5 minutes on a fresh machine), so their first fits start in seconds"
+	@echo "Compiling the four models on the embedded data once (about a minute on a fresh machine), so their first fits start in seconds"
 	$(BIN)/bayes-intl compile $(SPECS) || echo "note: precompiling failed; each model's first fit will compile it"
 	touch $(STAMP)
 

@@ -168,6 +168,12 @@ def _print_gate(d: dict) -> None:
     state = "PASSED" if d["passed"] else "MISSED"
     print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.3f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
           f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)")
+    checked = d["checked"]
+    print(f"  checked: {', '.join(checked['parameters'])}"
+          + (f"; per-respondent scores: {', '.join(checked['per_respondent_scores'])}"
+             if checked["per_respondent_scores"] else ""))
+    if d["scores_note"]:
+        print(f"  note: {d['scores_note']}")
     for item in d["failing"]:
         print(f"  missed: {item}")
     if d["advice"]:

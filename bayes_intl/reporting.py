@@ -395,6 +395,12 @@ def diagnostics_section(inputs: ReportInputs) -> Section:
     s.text("Every run must pass a gate before its numbers are trusted: R-hat <= 1.01 (the chains agree), bulk and "
            "tail effective sample size >= 400 (enough independent draws), and no divergent transitions. A --quick "
            "run is a first look and usually misses the ESS threshold.")
+    policies = {run.diagnostics.get("policy") for run in inputs.runs.values()} - {None}
+    for policy in sorted(policies):
+        s.text(f"What the gate checks: {policy}")
+    for name, run in inputs.runs.items():
+        if run.diagnostics.get("scores_note"):
+            s.text(f"{name}: {run.diagnostics['scores_note']}")
     s.table(pd.DataFrame(rows), "diagnostics", "Diagnostic gate per run")
     for name, run in inputs.runs.items():
         s.figure(plots.rank_plot(run.idata, list(run.entry.shown), f"{name}: rank plots"), f"rank_{name}",

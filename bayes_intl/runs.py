@@ -140,7 +140,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     ``quick``: the spec's [quick] settings. With ``reuse`` (and ``out``), a complete earlier run of the
     same spec, data, seed and sampler settings is loaded instead of refitted.
     """
-    from .inference import add_predictive, diagnose, parameter_names, sample
+    from .inference import add_predictive, diagnose, gate_variables, sample
     from .models import build_model
     from .store import package_versions, save_run
     from .summaries import derive_tables, fit_mle
@@ -160,7 +160,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     seconds = clock.lap("sampling")
     add_predictive(idata, model, spec, seed=seed)
     clock.lap("predictive_draws")
-    diagnostics = diagnose(idata, parameter_names(model)).to_dict()
+    diagnostics = diagnose(idata, *gate_variables(model)).to_dict()
     clock.lap("diagnostics")
     mle = fit_mle(spec, data)
     tables, extras = derive_tables(spec, idata, data, mle)

@@ -212,3 +212,25 @@ def test_ordered_logit_matches_pymc_and_its_draws_follow_it():
     observed = np.bincount(one.ravel(), minlength=5) / draws
     # Five binomial standard errors per category.
     assert np.all(np.abs(observed - expected) < 5 * np.sqrt(expected * (1 - expected) / draws))
+
+
+def test_gate_policy_for_per_respondent_scores():
+    """Parameters must each pass; per-respondent scores may fall short on tail ESS only, and only for 5% of them."""
+    import pandas as pd
+
+    from bayes_intl.inference import _score_shortfall, gate_variables
+
+    def scores(tail_short: int, bulk_short: int = 0) -> pd.DataFrame:
+        frame = pd.DataFrame({"r_hat": 1.0, "ess_bulk": 900.0, "ess_tail": 800.0},
+                             index=[f"zeta[{i}]" for i in range(100)])
+        frame.iloc[:tail_short, 2] = 350.0
+        frame.iloc[50:50 + bulk_short, 1] = 380.0
+        return frame
+
+    bad, note = _score_shortfall(scores(tail_short=5))
+    assert bad.empty and note.startswith("5 of 100 per-respondent scores have tail ESS under 400 (lowest 350)")
+    assert len(_score_shortfall(scores(tail_short=6))[0]) == 6
+    assert list(_score_shortfall(scores(tail_short=0, bulk_short=1))[0].index) == ["zeta[50]"]
+    spec = load_spec(MODELS_DIR / "latent_factor.toml")
+    params, firm_level = gate_variables(build_model(spec, model_data(spec)))
+    assert set(firm_level) == {"capinno_factor", "zeta"} and {"loading", "second_order_loading", "slope"} <= set(params)
