@@ -77,19 +77,25 @@ class SpecError(BayesIntlError):
 
 @contextmanager
 def library_warnings(*, shown: bool):
-    """Libraries' warnings and banners (ArviZ's FutureWarning, statsmodels' separation warnings, PyMC's
-    notes) stay off the terminal unless -v: what matters of them is reported in plain words (the
+    """Libraries' warnings, banners and log lines (ArviZ's FutureWarning, statsmodels' separation warnings,
+    PyMC's "Sampling: [...]") stay off the terminal unless -v: what matters of them is reported in plain words (the
     diagnostic gate, the baseline's separation notes). Worker processes inherit the same setting."""
     if shown:
         yield
         return
+    import logging
+
     saved = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = "ignore"
+    pymc_log = logging.getLogger("pymc")  # in a script PyMC logs "Sampling: [...]" at INFO by default
+    saved_level = pymc_log.level
+    pymc_log.setLevel(max(saved_level, logging.WARNING))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
+        pymc_log.setLevel(saved_level)
         if saved is None:
             os.environ.pop("PYTHONWARNINGS", None)
         else:
