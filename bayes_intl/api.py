@@ -45,15 +45,16 @@ def load(folder):
 def fitted_runs(runs: Iterable, *, outcome: bool = False) -> list:
     """FittedRuns from run objects or run folders; anything else is refused with one line naming it."""
     from .errors import InputError
-    from .runs import FittedRun
+    from .runs import EnsembleRun, FittedRun
 
     out = []
     for run in runs:
         run = run if isinstance(run, FittedRun) else load(run) if isinstance(run, (str, Path)) else run
+        if isinstance(run, EnsembleRun):
+            raise InputError(run.folder or run.name, "a fitted run (bayes-intl fit or run); this is an ensemble "
+                             "summary (bayes-intl fit --ensemble), which has no posterior to compare or report")
         if not isinstance(run, FittedRun):
-            where = getattr(run, "folder", None) or getattr(run, "name", repr(run))
-            raise InputError(where, "a fitted run (bayes-intl fit or run); this is an ensemble summary "
-                             "(bayes-intl fit --ensemble), which has no posterior to compare or report")
+            raise InputError(repr(run)[:60], "a fitted run or a run folder (bayes-intl fit or run)")
         if outcome and not run.entry.outcome:
             raise InputError(run.folder or run.name, "a run with an outcome to compare; this is a measurement-only "
                              "model", column="model", found=run.spec.model)

@@ -169,7 +169,10 @@ def _compact(idata):
 
 
 def save_run(run, folder: str | Path) -> Path:
-    """Save a FittedRun: ``posterior.nc``, its tables as CSV, the model's firm rows and ``run.json``."""
+    """Save a FittedRun: ``posterior.nc``, its tables as CSV, the model's firm rows and ``run.json``.
+
+    The run's integer draws are narrowed in place first (lossless), so the run in memory and the one
+    ``load`` gives back hold the same arrays."""
     note = run.record.get("data_provenance")
 
     def write(staging: Path) -> None:
