@@ -117,7 +117,10 @@ def table5_grid() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "size_name", "level", "activity_name", "size", "capinno", "activity"])
 
 
-def _table5(result) -> pd.DataFrame:
+def _table5(result, grid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Predicted probabilities at the paper's Table 5 cells, or at ``grid``'s cells (rows named by its id)."""
+    if grid is not None:
+        return _rows("Table 5", [(i, i, "", v) for i, v in zip(grid["id"], np.asarray(result.predict(grid)))])
     grid = table5_grid()
     try:
         p = np.asarray(result.predict(grid))
@@ -127,11 +130,13 @@ def _table5(result) -> pd.DataFrame:
                              zip(grid["id"], grid["size_name"], grid["level"], grid["activity_name"], p)])
 
 
-def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0.5) -> LogitFit:
+def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0.5,
+              grid: pd.DataFrame | None = None) -> LogitFit:
     """Fit the logit ``formula`` (default: the paper's) and build Tables 2-5 as SPSS prints them.
 
     ``formula`` is a statsmodels/patsy formula over the data's columns, e.g.
-    ``internationalized ~ capinno + activity + C(size)`` for size as two dummies.
+    ``internationalized ~ capinno + activity + C(size)`` for size as two dummies. Table 5 is predicted
+    at the paper's cells, or at ``grid``'s (a frame of predictor values with an ``id`` column).
     """
     outcome = _outcome_of(formula)
     long = data.weighted(outcome)
@@ -147,7 +152,7 @@ def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0
         _coefficient_table("Table 2", null, with_ci=False),
         _classification(long, outcome, p, cut),
         _coefficient_table("Table 4", full, with_ci=True),
-        _table5(full),
+        _table5(full, grid),
     ], ignore_index=True)
     return LogitFit(
         formula=formula,

@@ -68,7 +68,7 @@ def simulate_latent(seed: int) -> ModelData:
         frame[name] = responses[name]
     frame["data_provenance"] = PROVENANCE
     codebook = survey_codebook()
-    columns = {k: v for k, v in codebook.columns.items() if k not in ("employees", "municipality")}
+    columns = {k: v for k, v in codebook.columns.items() if k not in ("employees", "municipality")}  # size as given
     codebook = replace(codebook, columns=columns)
     survey = validate_survey(frame, codebook, source=f"recovery simulation seed {seed}")
     return ModelData(survey.firms, survey, survey.source, "SYNTHETIC recovery data")

@@ -145,23 +145,39 @@ def cmd_simulate(args) -> int:
 
 def _print_outcome_tables(run) -> None:
     from .reporting import fmt, text_table
+    from .summaries import table5_labels
 
-    coef = run.coefficients
-    print("Coefficients (log-odds): paper 95% CI, MLE 95% CI, posterior mean and 94% HDI")
-    print(text_table(["term", "paper B", "paper CI", "MLE B", "MLE CI", "posterior", "94% HDI"], [
-        [r.term, fmt(r.paper_b, 3), f"[{fmt(r.paper_ci_low, 2)}, {fmt(r.paper_ci_high, 2)}]", fmt(r.mle_b, 3),
-         f"[{fmt(r.mle_ci_low, 2)}, {fmt(r.mle_ci_high, 2)}]", fmt(r.post_mean, 3),
-         f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]"] for r in coef[coef.scale == "log-odds"].itertuples()]))
-    print("\nTable 5, posterior predictive: P(internationalized), 94% HDI, P(p > 0.5)")
-    print(text_table(["size", "capinno", "activity", "paper", "MLE", "posterior", "94% HDI", "P(p>0.5)"], [
-        [r.size, r.capinno, r.activity, fmt(r.paper, 2), fmt(r.mle, 3), fmt(r.mean, 3),
-         f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.p_above_half, 2)] for r in run.table5.itertuples()]))
+    coef, paper, design = run.coefficients, run.data.design.paper, run.data.design
+    interval = lambda lo, hi: f"[{fmt(lo, 2)}, {fmt(hi, 2)}]"  # noqa: E731
+    print("Coefficients (log-odds): " + ("paper 95% CI, " if paper else "") + "MLE 95% CI, posterior mean and 94% HDI")
+    print(text_table(["term", *(["paper B", "paper CI"] if paper else []), "MLE B", "MLE CI", "posterior", "94% HDI"], [
+        [r.term, *([fmt(r.paper_b, 3), interval(r.paper_ci_low, r.paper_ci_high)] if paper else []), fmt(r.mle_b, 3),
+         interval(r.mle_ci_low, r.mle_ci_high), fmt(r.post_mean, 3), interval(r.hdi_low, r.hdi_high)]
+        for r in coef[coef.scale == "log-odds"].itertuples()]))
+    labels = table5_labels(run.table5)
+    print(f"\nTable 5, posterior predictive: P({design.outcome_label}), 94% HDI, P(p > 0.5)")
+    print(text_table([*labels, *(["paper"] if paper else []), "MLE", "posterior", "94% HDI", "P(p>0.5)"], [
+        [*(str(r[c]) for c in labels), *([fmt(r["paper"], 2)] if paper else []), fmt(r["mle"], 3), fmt(r["mean"], 3),
+         interval(r["hdi_low"], r["hdi_high"]), fmt(r["p_above_half"], 2)] for _, r in run.table5.iterrows()]))
     prior = run.tables["table5_prior"]
     width = float((prior["hdi_high"] - prior["hdi_low"]).mean())
     verdict = ("wide: the posterior Table 5 is the data's doing" if width > 0.5
                else "narrow: the priors, not only the data, shape Table 5")
     print(f"Prior predictive check: before the data, each Table 5 cell's 94% interval is on average "
           f"{fmt(width, 2)} wide (table5_prior.csv); {verdict}.")
+
+
+def _survey_line(survey: dict) -> str:
+    """One line on the survey as read: respondents, dropped rows, missing responses, ordinal levels nobody chose."""
+    parts = [f"Survey: {survey['respondents']} respondents"]
+    if survey["dropped_rows"]:
+        parts.append(f"{len(survey['dropped_rows'])} rows dropped for missing values (listwise)")
+    if survey["missing_responses"]:
+        parts.append(f"{survey['missing_responses']} missing item responses left out of the likelihood")
+    if survey["unused_levels"]:
+        parts.append("levels no respondent chose (their cutpoints rest on the prior): " + "; ".join(
+            f"{item} {', '.join(map(str, levels))}" for item, levels in survey["unused_levels"].items()))
+    return "; ".join(parts) + "\n"
 
 
 def _print_gate(d: dict) -> None:
@@ -192,13 +208,17 @@ def cmd_fit(args) -> int:
         _emit_json({"run": str(run.folder), "diagnostics": d,
                     "coefficients": run.coefficients.to_dict(orient="records") if outcome else [],
                     "table5": run.table5.to_dict(orient="records") if outcome else [],
-                    "priors": record["priors"], "data_provenance": record["data_provenance"]})
+                    "priors": record["priors"], "data_provenance": record["data_provenance"],
+                    "design": record["design"], "survey": record["survey"]})
         return 1 if (args.strict and not d["passed"]) else 0
     sampler = record["sampler"]
     print(f"{run.spec.model}: {run.spec.description}\nData: {record['data']} ({record['data_provenance']})")
     print("Priors: " + "; ".join(f"{k} ~ {v}" for k, v in record["priors"].items()))
     print(f"Sampler: {sampler['backend']}, {sampler['chains']} chains x {sampler['draws']} draws "
           f"({sampler['tune']} tuning), {record['sampling_seconds']:.1f} s\n")
+    survey = record.get("survey")
+    if survey:
+        print(_survey_line(survey))
     if outcome:
         _print_outcome_tables(run)
     _print_gate(d)

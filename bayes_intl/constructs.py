@@ -80,13 +80,14 @@ def capinno_band(index: Sequence[float], *, rule: BandRule = "thirds") -> np.nda
 def capinno_index(items: pd.DataFrame, dimensions: Mapping[str, Sequence[str]], *,
                   weights: Mapping[str, float] | None = None,
                   combine: Literal["mean", "sum"] = "mean",
-                  rule: BandRule = "thirds", file: str = "<data>") -> pd.DataFrame:
+                  rule: BandRule = "thirds", file: str = "<data>", allow_missing: bool = False) -> pd.DataFrame:
     """Build CAPINNO from item columns grouped into dimensions.
 
     Returns one row per firm (same index as ``items``) with a standardized score per dimension,
     ``capinno_index`` in [0, 1] and ``capinno`` (band code 0/1/2). Items are z-standardized with
     the sample SD (ddof=1, as SPSS's DESCRIPTIVES /SAVE does); dimensions are equally weighted
-    unless ``weights`` says otherwise.
+    unless ``weights`` says otherwise. ``allow_missing``: a missing response is left out (each item
+    standardized over the firms that answered it, each dimension the mean of the answered items).
     """
     scores = {}
     for dim, cols in dimensions.items():
@@ -95,7 +96,7 @@ def capinno_index(items: pd.DataFrame, dimensions: Mapping[str, Sequence[str]], 
             if col not in items.columns:
                 raise InputError(file, f"item column '{col}' of dimension '{dim}'", column=col)
             values = pd.to_numeric(items[col], errors="coerce")
-            if values.isna().any():
+            if values.isna().any() and not (allow_missing and items[col].isna().equals(values.isna())):
                 row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
                 raise InputError(file, "a numeric item response", column=col, row=row, found=items[col].iloc[row - 1])
             sd = values.std(ddof=1)
@@ -103,10 +104,17 @@ def capinno_index(items: pd.DataFrame, dimensions: Mapping[str, Sequence[str]], 
                 raise InputError(file, "an item that varies across firms (it cannot be standardized)", column=col)
             z.append((values - values.mean()) / sd)
         stacked = pd.concat(z, axis=1)
-        scores[dim] = stacked.mean(axis=1) if combine == "mean" else stacked.sum(axis=1)
+        if combine == "mean":
+            scores[dim] = stacked.mean(axis=1)
+        else:  # a respondent's sum over the items they answered, prorated to all of them
+            scores[dim] = stacked.sum(axis=1) if stacked.notna().all().all() else stacked.mean(axis=1) * len(cols)
     frame = pd.DataFrame(scores, index=items.index)
     w = pd.Series(weights if weights is not None else {d: 1.0 for d in dimensions}, dtype=float)
-    raw = (frame[list(dimensions)] * w[list(dimensions)]).sum(axis=1) / w[list(dimensions)].sum()
+    answered = frame[list(dimensions)].notna()
+    raw = (frame[list(dimensions)] * w[list(dimensions)]).sum(axis=1) / (answered * w[list(dimensions)]).sum(axis=1)
+    if raw.isna().any():
+        row = int(np.flatnonzero(raw.isna().to_numpy())[0]) + 1
+        raise InputError(file, "at least one item response for every respondent (this one answered none)", row=row)
     span = raw.max() - raw.min()
     if span == 0:
         raise InputError(file, "CAPINNO that varies across firms (all firms have the same score)")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, TooLargeError, UnreadableFileError
+from .spec import did_you_mean
 
 CODES = {"size": (0, 1, 2), "capinno": (0, 1, 2), "activity": (0, 1)}
 CODE_MEANING = {"size": "0 micro, 1 small, 2 medium", "capinno": "0 low, 1 average, 2 high",
@@ -258,6 +259,65 @@ def load_default() -> CellTable:
 
 # --- the data a model specification gets --------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Covariate:
+    """A predictor the data declare: numeric, or categorical with its levels coded 0, 1, ... in declared order.
+
+    In the validated frame a categorical covariate holds its codes; ``labels`` names them and
+    ``reference`` is the code that dummy coding leaves out.
+    """
+
+    name: str
+    type: str = "categorical"  # or "numeric"
+    labels: tuple[str, ...] = ()
+    reference: int = 0
+    label: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "labels": list(self.labels), "reference": self.reference,
+                "label": self.label}
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the outcome models read from the data: the 0/1 outcome's name and meaning, and the covariates."""
+
+    outcome: str = OUTCOME
+    outcome_label: str = "internationalized"  # what 1 means, in words
+    covariates: tuple[Covariate, ...] = ()
+
+    def covariate(self, name: str) -> Covariate | None:
+        return next((c for c in self.covariates if c.name == name), None)
+
+    @property
+    def paper(self) -> bool:
+        """The Sonora paper's layout: its outcome and its three predictors coded as the paper codes them."""
+        def coding(c):
+            return None if c is None else (c.type, c.labels, c.reference)
+
+        return self.outcome == PAPER_DESIGN.outcome and all(
+            coding(self.covariate(c.name)) == coding(c) for c in PAPER_DESIGN.covariates)
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome, "outcome_label": self.outcome_label,
+                "covariates": [c.to_dict() for c in self.covariates]}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Design":
+        return cls(raw["outcome"], raw["outcome_label"],
+                   tuple(Covariate(c["name"], c["type"], tuple(c["labels"]), c["reference"], c["label"])
+                         for c in raw["covariates"]))
+
+
+CAPINNO_COVARIATE = Covariate("capinno", "categorical", ("low", "average", "high"), 0,
+                              "CAPINNO, the innovation-capability index cut in thirds")
+PAPER_DESIGN = Design(OUTCOME, "internationalized", (
+    CAPINNO_COVARIATE,
+    Covariate("activity", "categorical", ("MM", "IT"), 0, "Sector: 0 metalworking (MM), 1 information technology (IT)"),
+    Covariate("size", "categorical", ("micro", "small", "medium"), 0, "Size by INEGI's bands: 0 micro, 1 small, 2 medium"),
+))
+
 SYNTHETIC_SOURCE = "synthetic survey (bayes-intl simulate)"
 
 
@@ -268,10 +328,11 @@ class ModelData:
     A run loaded back from disk has ``survey = None``: its item responses are in the posterior file.
     """
 
-    firms: pd.DataFrame  # firm_id, size, capinno, activity, internationalized[, municipality]
+    firms: pd.DataFrame  # firm_id, the outcome, the covariates (categorical as codes)[, municipality]
     survey: object | None  # survey.SurveyData
     source: str
     provenance: str
+    design: Design = PAPER_DESIGN
 
     def sha256(self) -> str:
         """SHA-256 of the firm rows (and item responses): the data identity of every run."""
@@ -288,19 +349,24 @@ def synthetic_survey(table: OutcomeData, *, seed: int, source: str = SYNTHETIC_S
 
 
 def _check_roles(spec, survey) -> None:
-    """A survey feeds an outcome model only when its codebook declares the outcome and every predictor."""
+    """A survey feeds an outcome model only when its codebook declares the outcome and every predictor used."""
+    from .errors import SpecError
+
     if not spec.entry.outcome:
         return
-    needed = {OUTCOME: "outcome"} | {p.name: p.name for p in spec.predictors if p.name != "capinno"}
-    if spec.entry.hierarchical:
-        needed[spec.group] = spec.group
-    for column, role in needed.items():
-        if column not in survey.firms.columns:
-            from .errors import SpecError
-
-            raise SpecError(f"codebook {survey.codebook.source}: [columns] needs '{role}' for {spec.model} "
-                            f"(spec {spec.source} uses it); a measurement model (measurement_only) needs only "
-                            "'firm_id' and the items")
+    where = f"codebook {survey.codebook.source}"
+    if survey.codebook.outcome is None:
+        raise SpecError(f"{where}: [outcome] is needed for {spec.model} (spec {spec.source}); a measurement model "
+                        "(measurement_only) needs only [columns] firm_id and the items")
+    declared = [c.name for c in survey.design.covariates]
+    used = [p.name for p in spec.predictors] + ([spec.group] if spec.entry.hierarchical else [])
+    for name in used:
+        if name not in declared:
+            raise SpecError(f"{where}: no [[covariate]] named '{name}', which spec {spec.source} uses"
+                            f"{did_you_mean(name, declared)}; declared: {', '.join(declared)}")
+    if spec.entry.hierarchical and survey.design.covariate(spec.group).type != "categorical":
+        raise SpecError(f"{where}: covariate '{spec.group}' groups the hierarchical outcome ([hierarchy] group in "
+                        f"spec {spec.source}) and must be categorical")
 
 
 def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, codebook=None) -> ModelData:
@@ -319,7 +385,7 @@ def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, co
 
             survey = read_survey(source, codebook or spec.codebook or survey_codebook())
             _check_roles(spec, survey)
-        return ModelData(survey.firms, survey, survey.source, survey.provenance)
+        return ModelData(survey.firms, survey, survey.source, survey.provenance, survey.design)
     if source == "synthetic":
         survey = synthetic_survey(load_default(), seed=seed)
         return ModelData(survey.firms, None, survey.source, survey.provenance)

@@ -58,7 +58,8 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
     return idata
 
 
-def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500) -> None:
+def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500,
+                   outcome: str = OUTCOME) -> None:
     """Prior (and prior predictive), posterior predictive and the outcome's pointwise log-likelihood."""
     # PyMC's log-likelihood computation cannot convert a model carrying custom initial values (the
     # ordered cutpoints' starting points, which only the sampler needs).
@@ -72,7 +73,7 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
         ppc = pm.sample_posterior_predictive(idata, var_names=observed, random_seed=seed + 1, progressbar=False)
         idata.extend(ppc)
         if spec.entry.outcome:
-            pm.compute_log_likelihood(idata, var_names=[OUTCOME], progressbar=False)
+            pm.compute_log_likelihood(idata, var_names=[outcome], progressbar=False)
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold
@@ -153,6 +154,11 @@ def diagnose(idata: az.InferenceData, names: list[str], scores: tuple[str, ...] 
                        divergences, failing[:20], advice.strip(), checked, note.strip())
 
 
+def outcome_variable(idata: az.InferenceData) -> str:
+    """The outcome's name in a run: the one variable whose pointwise log-likelihood the run keeps."""
+    return next(iter(idata.log_likelihood.data_vars)) if "log_likelihood" in idata else OUTCOME
+
+
 def compare_loo(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
     """PSIS-LOO on the outcome's log-likelihood only (never the joint item + outcome likelihood).
 
@@ -160,14 +166,15 @@ def compare_loo(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
     """
     outcome_only, reference = {}, None
     for name, idata in runs.items():
-        if "log_likelihood" not in idata or OUTCOME not in idata.log_likelihood:
+        if "log_likelihood" not in idata:
             raise ValueError(f"run {name} has no outcome log-likelihood (a measurement-only model?)")
-        y = idata.observed_data[OUTCOME].values
+        outcome = outcome_variable(idata)
+        y = idata.observed_data[outcome].values
         if reference is None:
             reference = y
         elif y.shape != reference.shape or not np.array_equal(y, reference):
             raise ValueError(f"run {name} was fitted to different outcome data; LOO compares models of the same data")
-        outcome_only[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=idata.log_likelihood[[OUTCOME]])
+        outcome_only[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=idata.log_likelihood[[outcome]])
     with warnings.catch_warnings():  # high Pareto k is reported in the table, not as a warning
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
         warnings.filterwarnings("ignore", message="The inplace keyword", module="arviz")  # ArviZ on pandas >= 3.1
@@ -188,9 +195,10 @@ def compare_groups(runs: dict[str, az.InferenceData]) -> pd.DataFrame:
 
     groups: dict[str, dict[str, az.InferenceData]] = {}
     for name, idata in runs.items():
-        if "log_likelihood" not in idata or OUTCOME not in idata.log_likelihood:
+        if "log_likelihood" not in idata:
             continue
-        y = np.ascontiguousarray(idata.observed_data[OUTCOME].values, dtype=np.int64)  # the label ignores storage type
+        y = np.ascontiguousarray(idata.observed_data[outcome_variable(idata)].values,
+                                 dtype=np.int64)  # the label ignores storage type
         groups.setdefault(hashlib.sha256(y.tobytes()).hexdigest()[:8], {})[name] = idata
     frames = [compare_loo(members).assign(outcome_data=label) for label, members in groups.items()]
     frame = pd.concat(frames).reset_index().rename(columns={"index": "run"})

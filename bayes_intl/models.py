@@ -23,12 +23,14 @@ measurement_only: the measurement part alone (a CFA or an IRT model; only an id 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .data import ModelData
+from .data import Design, ModelData
 from .errors import SpecError
 from .spec import Prior, Spec
 from .survey import SurveyData
@@ -48,12 +50,13 @@ def draw_prior(name: str, prior: Prior, **kwargs):
     return DISTRIBUTION_CLASSES[prior.dist](name, **prior.kwargs(), **kwargs)
 
 
-def design_columns(spec: Spec, frame: pd.DataFrame, *, exclude: tuple[str, ...] = (),
+def design_columns(spec: Spec, frame: pd.DataFrame, design: Design, *, exclude: tuple[str, ...] = (),
                    capinno=None) -> tuple[list[str], list]:
     """Columns of the outcome's design (names and values) from the spec's predictors and interactions.
 
-    ``capinno`` replaces the observed band code by a latent tensor (latent models). Categorical
-    predictors become dummies against level 0; interactions multiply their predictors' columns.
+    ``capinno`` replaces the observed band code by a latent tensor (latent models). A linear predictor
+    enters as its value (a categorical covariate as its code 0, 1, ...); a categorical one as dummies
+    ``name[label]`` for every declared level but the reference; interactions multiply their columns.
     """
     names, columns, by_predictor = [], [], {}
     for pred in spec.predictors:
@@ -66,8 +69,9 @@ def design_columns(spec: Spec, frame: pd.DataFrame, *, exclude: tuple[str, ...] 
         elif pred.coding == "linear":
             cols = [(pred.name, frame[pred.name].to_numpy(dtype=float))]
         else:
-            codes = frame[pred.name].to_numpy()
-            cols = [(f"{pred.name}[{lv}]", (codes == lv).astype(float)) for lv in sorted(set(codes)) if lv != 0]
+            codes, cov = frame[pred.name].to_numpy(), design.covariate(pred.name)
+            cols = [(f"{pred.name}[{label}]", (codes == code).astype(float)) for code, label in enumerate(cov.labels)
+                    if code != cov.reference]
         by_predictor[pred.name] = cols
         for name, col in cols:
             names.append(name)
@@ -97,7 +101,7 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
     """Add the outcome part, flat or hierarchical (sector-varying), to ``model``."""
     firms = data.firms
     exclude = (spec.group,) if hierarchical else ()
-    names, columns = design_columns(spec, firms, exclude=exclude, capinno=capinno)
+    names, columns = design_columns(spec, firms, data.design, exclude=exclude, capinno=capinno)
     model.add_coord("term", names)
     x = _stack(columns)
     intercept = draw_prior("intercept", spec.priors["intercept"])
@@ -129,8 +133,8 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
             muni_sd = draw_prior("municipality_sd", prior)
             z_muni = pm.Normal("z_municipality", 0, 1, dims="municipality")
             eta = eta + (muni_sd * z_muni)[m]
-    pm.Bernoulli("internationalized", logit_p=eta, dims="firm",
-                 observed=_observed("internationalized", firms["internationalized"].to_numpy(), ("firm",)))
+    outcome = data.design.outcome
+    pm.Bernoulli(outcome, logit_p=eta, dims="firm", observed=_observed(outcome, firms[outcome].to_numpy(), ("firm",)))
 
 
 def ordered_logit_logp(value, eta, cutpoints):
@@ -246,19 +250,18 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
             continue
         model.add_coord(f"{kind}_item", [items[j].name for j in idx])
         tau = draw_prior(f"intercept_{kind}", spec.priors["item_intercept"], dims=f"{kind}_item")
-        mu = tau[None, :] + predictor(idx)
         observed = values[:, idx]
-        dims = ("firm", f"{kind}_item")
-        if kind == "binary":
-            pm.Bernoulli(f"items_{kind}", logit_p=mu, observed=_observed(f"items_{kind}", observed.astype(int), dims),
-                         dims=dims)
-        elif kind == "count":
-            pm.Poisson(f"items_{kind}", mu=pt.exp(mu), observed=_observed(f"items_{kind}", observed.astype(int), dims),
-                       dims=dims)
-        else:
-            z = (observed - observed.mean(axis=0)) / observed.std(axis=0)
+        if kind == "continuous":
+            observed = (observed - np.nanmean(observed, axis=0)) / np.nanstd(observed, axis=0)
             sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims=f"{kind}_item")
-            pm.Normal(f"items_{kind}", mu=mu, sigma=sigma[None, :], observed=_observed(f"items_{kind}", z, dims), dims=dims)
+        obs = _responses(model, f"items_{kind}", observed, integer=kind != "continuous")
+        mu = obs.at(tau[None, :] + predictor(idx))
+        if kind == "binary":
+            pm.Bernoulli(obs.name, logit_p=mu, observed=obs.values, dims=obs.dims)
+        elif kind == "count":
+            pm.Poisson(obs.name, mu=pt.exp(mu), observed=obs.values, dims=obs.dims)
+        else:
+            pm.Normal(obs.name, mu=mu, sigma=obs.per_item(sigma), observed=obs.values, dims=obs.dims)
     ordinal = np.flatnonzero(types == "ordinal")
     for levels in sorted({items[j].levels for j in ordinal}):
         idx = np.array([j for j in ordinal if items[j].levels == levels])
@@ -271,12 +274,58 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
                               dims=(f"{label}_item", f"{label}_cut"),
                               transform=pm.distributions.transforms.ordered,
                               initval=np.tile(np.linspace(-2, 2, k), (len(idx), 1)))
-        observed = (values[:, idx] - levels[0]).astype(int)
-        dims = ("firm", f"{label}_item")
-        pm.CustomDist(f"items_{label}", predictor(idx), cutpoints, logp=ordered_logit_logp,
-                      random=ordered_logit_random, dtype="int64",
-                      observed=_observed(f"items_{label}", observed, dims), dims=dims)
+        obs = _responses(model, f"items_{label}", values[:, idx] - levels[0], integer=True)
+        if obs.complete:
+            pm.CustomDist(obs.name, predictor(idx), cutpoints, logp=ordered_logit_logp, random=ordered_logit_random,
+                          dtype="int64", observed=obs.values, dims=obs.dims)
+        else:  # one row of cutpoints per response: the same ordered logit with each response its own "item"
+            pm.CustomDist(obs.name, obs.at(predictor(idx)), cutpoints[obs.item], logp=_ordered_logit_flat,
+                          random=ordered_logit_random, signature="(),(k)->()", dtype="int64", observed=obs.values,
+                          dims=obs.dims)
     return capinno
+
+
+@dataclass(frozen=True)
+class _Responses:
+    """One block of item responses as the likelihood sees them: firm x item when complete; otherwise one
+    entry per given response, with its firm and item positions (kept as data: ``<name>_firm``, ``<name>_item``)."""
+
+    name: str
+    values: object  # the observed-data container
+    dims: tuple[str, ...]
+    firm: object = None
+    item: object = None
+
+    @property
+    def complete(self) -> bool:
+        return self.firm is None
+
+    def at(self, tensor):
+        """A firm x item tensor at the given responses."""
+        return tensor if self.complete else tensor[self.firm, self.item]
+
+    def per_item(self, vector):
+        """A per-item vector broadcast to the given responses."""
+        return vector[None, :] if self.complete else vector[self.item]
+
+
+def _responses(model: pm.Model, name: str, observed: np.ndarray, *, integer: bool) -> _Responses:
+    """The observed responses of a block; missing ones (NaN) are left out of the likelihood, which is exact for
+    a latent-variable model when answers are missing at random."""
+    cast = (lambda v: v.astype(int)) if integer else (lambda v: v)
+    if not np.isnan(observed).any():
+        dims = ("firm", name.replace("items_", "") + "_item")
+        return _Responses(name, _observed(name, cast(observed), dims), dims)
+    firm, item = np.nonzero(~np.isnan(observed))
+    dim = f"{name}_response"
+    model.add_coord(dim, np.arange(len(firm)))
+    return _Responses(name, _observed(name, cast(observed[firm, item]), (dim,)), (dim,),
+                      pm.Data(f"{name}_firm", firm, dims=dim), pm.Data(f"{name}_item", item, dims=dim))
+
+
+def _ordered_logit_flat(value, eta, cutpoints):
+    """``ordered_logit_logp`` for a vector of responses, each with its own row of cutpoints (response x K)."""
+    return ordered_logit_logp(value[None, :], eta[None, :], cutpoints)[0]
 
 
 def build_paper_logit(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:

@@ -438,17 +438,19 @@ def _stage_report(folder: Path, inputs):
 
 
 def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601):
-    """What the report needs beside the runs, made for a report outside the analysis: the audit, the
-    shipped reconstruction and the frequentist refit are recomputed (seconds) into ``out/inputs``,
-    and PSIS-LOO of the runs with an outcome computed."""
+    """What the report needs beside the runs, made for a report outside the analysis: for runs of the
+    paper's design, the audit, the shipped reconstruction and the frequentist refit are recomputed
+    (seconds) into ``out/inputs``; PSIS-LOO of the runs with an outcome is computed."""
     from .data import load_default
     from .inference import compare_groups
     from .reporting import ReportInputs
 
-    inputs = out / "inputs"
-    _, audit = write_audit(inputs / "audit")
-    recon = write_reconstruction(inputs / "reconstruct", search=False, seed=seed)
-    _, _, baseline = write_baseline(load_default(), inputs / "baseline")
+    audit = recon = baseline = None
+    if all(r.data.design.paper for r in runs):  # the paper's stages belong only in a report of the paper's design
+        inputs = out / "inputs"
+        _, audit = write_audit(inputs / "audit")
+        recon = write_reconstruction(inputs / "reconstruct", search=False, seed=seed)
+        _, _, baseline = write_baseline(load_default(), inputs / "baseline")
     outcome = {r.name: r.idata for r in runs if r.entry.outcome}
     loo = compare_groups(outcome) if outcome else None
     return ReportInputs.collect(runs, audit, recon, baseline, loo, command)

@@ -77,8 +77,8 @@ def coefficient_forest(tables: dict[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def table5_dots(tables: dict[str, pd.DataFrame]) -> Figure:
-    """Table 5's 18 cells: paper value, MLE, and each model's posterior mean with its 94% HDI."""
+def table5_dots(tables: dict[str, pd.DataFrame], labels: list[str], outcome: str = "internationalized") -> Figure:
+    """Table 5's cells (named by their ``labels`` columns): paper value, MLE, and each model's posterior mean and 94% HDI."""
     first = next(iter(tables.values()))
     n = len(first)
     fig = _figure(8, 1 + 0.36 * n)
@@ -88,13 +88,14 @@ def table5_dots(tables: dict[str, pd.DataFrame]) -> Figure:
     for k, (colour, (name, frame)) in enumerate(zip(MODEL_COLOURS, tables.items())):
         ax.errorbar(frame["mean"], y + offset[k], xerr=[frame["mean"] - frame["hdi_low"], frame["hdi_high"] - frame["mean"]],
                     fmt="o", ms=4, color=colour, lw=1, label=f"{name}: mean, 94% HDI")
-    ax.scatter(first["paper"], y, marker="|", s=200, color=PAPER, zorder=5, label="paper (Table 5)")
+    if first["paper"].notna().any():
+        ax.scatter(first["paper"], y, marker="|", s=200, color=PAPER, zorder=5, label="paper (Table 5)")
     ax.scatter(first["mle"], y, marker="D", s=22, facecolor="white", edgecolor=MLE, zorder=5, label="MLE refit")
     ax.axvline(0.5, color="0.6", ls=":", lw=1)
-    ax.set_yticks(y, [f"{r.size} / {r.capinno} / {r.activity}" for r in first.itertuples()], fontsize=8)
+    ax.set_yticks(y, [" / ".join(str(v) for v in row) for row in first[labels].itertuples(index=False)], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("P(internationalized); dotted line = the paper's 0.5 classification cut")
+    ax.set_xlabel(f"P({outcome}); dotted line = the 0.5 classification cut")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, fontsize=8, frameon=False)
     return fig
 
@@ -112,8 +113,8 @@ def rank_plot(idata, var_names: list[str], title: str) -> Figure:
     return _finish(fig, axes, panels, title, fontsize=8)
 
 
-def calibration_plot(bins: dict[str, pd.DataFrame]) -> Figure:
-    """Observed share internationalized against the predicted probability, per bin of firms."""
+def calibration_plot(bins: dict[str, pd.DataFrame], outcome: str = "internationalized") -> Figure:
+    """Observed share of outcome 1 against the predicted probability, per bin of firms."""
     fig = _figure(5.5, 4.5)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
@@ -122,19 +123,19 @@ def calibration_plot(bins: dict[str, pd.DataFrame]) -> Figure:
         ax.plot(frame["predicted"], frame["observed"], "o-", color=colour, ms=5, label=name)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("predicted P(internationalized), bin average")
-    ax.set_ylabel("observed share internationalized")
+    ax.set_xlabel(f"predicted P({outcome}), bin average")
+    ax.set_ylabel(f"observed share {outcome}")
     ax.legend(fontsize=8, frameon=False)
     return fig
 
 
-def separation_plot(idata, title: str) -> Figure:
-    """Firms sorted by predicted probability; dark bars are internationalized firms."""
+def separation_plot(idata, title: str, outcome: str = "internationalized") -> Figure:
+    """Firms sorted by predicted probability; dark bars are the firms with outcome 1 (``outcome``, its variable)."""
     import arviz as az
 
     fig = _figure(8, 1.3)
     ax = fig.add_subplot()
-    az.plot_separation(idata, y="internationalized", y_hat="internationalized", expected_events=True, ax=ax)
+    az.plot_separation(idata, y=outcome, y_hat=outcome, expected_events=True, ax=ax)
     ax.set_title(title, fontsize=9)
     return fig
 

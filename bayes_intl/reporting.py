@@ -139,6 +139,9 @@ SECTION_TITLES = (
     "9. Model comparison (PSIS-LOO) and the cost of the low/average/high cut",
     "10. Provenance",
 )
+# A report of a user's own survey has no paper beside it: its sections are renumbered and retitled.
+SURVEY_TITLES = {"Coefficients: paper, MLE and each model": "Coefficients: MLE and each model",
+                 "Table 5 three ways: paper, MLE and posterior": "Predicted probabilities (Table 5): MLE and posterior"}
 LONG_TABLE = 40
 RECONSTRUCTED_NOTE = ("All data behind this report are RECONSTRUCTED from the paper's published tables or SYNTHETIC "
                       "(simulated item responses); the firm-level survey was never published. Nothing here is the "
@@ -226,14 +229,15 @@ class ReportInputs:
     """Everything the report shows: fitted runs by short name and the analysis's stage results."""
 
     runs: dict  # short name -> runs.FittedRun
-    audit: dict  # audit.json's payload
-    reconstruction: dict  # reconstruction.json's payload
-    baseline: dict  # baseline.json's payload
+    audit: dict | None  # audit.json's payload (the paper's runs only)
+    reconstruction: dict | None  # reconstruction.json's payload (the paper's runs only)
+    baseline: dict | None  # baseline.json's payload (the paper's runs only)
     loo: pd.DataFrame | None  # the compare stage's PSIS-LOO table
     command: str
 
     @classmethod
-    def collect(cls, runs, audit: dict, reconstruction: dict, baseline: dict, loo, command: str) -> "ReportInputs":
+    def collect(cls, runs, audit: dict | None, reconstruction: dict | None, baseline: dict | None, loo,
+                command: str) -> "ReportInputs":
         named, taken = {}, set()
         for run in runs:
             model = run.spec.model
@@ -250,6 +254,17 @@ class ReportInputs:
     def items(self) -> dict:
         return {n: r for n, r in self.runs.items() if r.entry.item_level}
 
+    @property
+    def paper(self) -> bool:
+        """Whether every run is of the Sonora paper's design (its audit and reconstruction belong in the report)."""
+        return self.audit is not None and all(r.data.design.paper for r in self.runs.values())
+
+    @property
+    def outcome_label(self) -> str:
+        """What outcome 1 means, in words, for the runs with an outcome."""
+        labels = {r.data.design.outcome_label for r in self.outcome.values()}
+        return labels.pop() if len(labels) == 1 else "outcome = 1"
+
 
 def _hdi_text(mean, low, high) -> str:
     return f"{mean:.3f} [{low:.2f}, {high:.2f}]"
@@ -257,6 +272,8 @@ def _hdi_text(mean, low, high) -> str:
 
 def audit_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[0])
+    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+        return s
     audit = inputs.audit
     summary = audit["summary"]
     s.text(f"Every figure the paper derives from others (Wald statistics, odds ratios, confidence limits, "
@@ -278,6 +295,8 @@ def audit_section(inputs: ReportInputs) -> Section:
 
 def reconstruction_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[1])
+    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+        return s
     recon = inputs.reconstruction
     cells = pd.DataFrame(recon["table"])
     refit = pd.DataFrame(recon["refit_vs_published"])
@@ -299,6 +318,8 @@ def reconstruction_section(inputs: ReportInputs) -> Section:
 
 def spss_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[2])
+    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+        return s
     comparison = pd.DataFrame(inputs.baseline["comparison"])
     fit = inputs.baseline["fit"]
     s.text(f"The paper's logit (internationalized ~ capinno + activity + size, linear codes) refitted by maximum "
@@ -318,13 +339,16 @@ def coefficients_section(inputs: ReportInputs) -> Section:
     if not inputs.outcome:
         return s
     coef = {n: r.coefficients.query("scale == 'log-odds'") for n, r in inputs.outcome.items()}
-    first = next(iter(coef.values())).set_index("term")
+    terms = list(dict.fromkeys(t for frame in coef.values() for t in frame["term"]))
+    first = pd.concat([frame.set_index("term") for frame in coef.values()])
+    first = first[~first.index.duplicated()]
     rows = []
-    for term in first.index:
+    for term in terms:
         r = first.loc[term]
-        row = {"term": term,
-               "paper B [95% CI]": "" if np.isnan(r.paper_b) else _hdi_text(r.paper_b, r.paper_ci_low, r.paper_ci_high),
-               "MLE B [95% CI]": "" if np.isnan(r.mle_b) else _hdi_text(r.mle_b, r.mle_ci_low, r.mle_ci_high)}
+        row = {"term": term}
+        if inputs.paper:
+            row["paper B [95% CI]"] = "" if np.isnan(r.paper_b) else _hdi_text(r.paper_b, r.paper_ci_low, r.paper_ci_high)
+        row["MLE B [95% CI]"] = "" if np.isnan(r.mle_b) else _hdi_text(r.mle_b, r.mle_ci_low, r.mle_ci_high)
         for name, frame in coef.items():
             f = frame.set_index("term")
             row[f"{name} mean [94% HDI]"] = (_hdi_text(f.loc[term, "post_mean"], f.loc[term, "hdi_low"],
@@ -332,7 +356,8 @@ def coefficients_section(inputs: ReportInputs) -> Section:
         rows.append(row)
     s.figure(plots.coefficient_forest(coef), "coefficients",
              "Each row is one estimate of a coefficient with its interval; where the paper's, the MLE's and "
-             "the models' intervals overlap, the Bayesian re-analysis agrees with the paper.")
+             "the models' intervals overlap, the Bayesian re-analysis agrees with the paper." if inputs.paper else
+             "Each row is one estimate of a coefficient with its interval: the MLE's and each model's.")
     s.table(pd.DataFrame(rows), "coefficients", "Coefficients in log-odds (odds ratios: exp of each number)")
     s.text("Capinno's coefficient is per band step (low to average, average to high) in paper_logit, "
            "hierarchical_logit and coarsened_latent (whose latent index is scaled so that band centres are one "
@@ -346,39 +371,59 @@ def coefficients_section(inputs: ReportInputs) -> Section:
 
 
 def table5_section(inputs: ReportInputs) -> Section:
-    from . import plots
-    from .summaries import classification_changes
+    from .summaries import classification_changes, table5_labels
 
     s = Section(SECTION_TITLES[4])
     if not inputs.outcome:
         return s
     t5 = {n: r.table5 for n, r in inputs.outcome.items()}
-    rows = []
-    for i, r in next(iter(t5.values())).iterrows():
-        row = {"size": r["size"], "capinno": r["capinno"], "activity": r["activity"], "paper": r["paper"], "MLE": r["mle"]}
-        for name, frame in t5.items():
-            row[f"{name} mean [94% HDI]"] = _hdi_text(frame.loc[i, "mean"], frame.loc[i, "hdi_low"], frame.loc[i, "hdi_high"])
-            row[f"{name} P(p>0.5)"] = frame.loc[i, "p_above_half"]
-        rows.append(row)
-    s.text("Table 5 gives, for each kind of firm, the probability of being internationalized. The posterior "
+    outcome = inputs.outcome_label
+    s.text(f"Table 5 gives, for each kind of firm, the probability of being {outcome}. The posterior "
            "version replaces each single number by a distribution: its mean, a 94% interval, and P(p > 0.5), "
-           "the probability that the firm would be classified 'internationalized' by the paper's own rule.")
-    s.table(pd.DataFrame(rows), "table5", "Table 5: paper, MLE refit and each model")
-    s.figure(plots.table5_dots(t5), "table5",
-             "Each row is one kind of firm. The black tick is the paper's value; dots and bars are each "
-             "model's posterior mean and 94% interval. Bars that cross the dotted 0.5 line are cells whose "
-             "classification is uncertain.")
+           f"the probability that the firm would be classified '{outcome}' by a 0.5 cut."
+           + ("" if inputs.paper else " Numeric covariates are held at their sample mean."))
+    grids: dict[tuple, dict] = {}  # runs of different designs predict at different cells: one table per design
+    for name, frame in t5.items():
+        grids.setdefault(tuple(frame["id"]), {})[name] = frame
+    for k, group in enumerate(grids.values()):
+        _table5_block(s, inputs, group, "table5" if k == 0 else f"table5_{k + 1}")
+    labels = table5_labels(next(iter(t5.values())))
+    if not inputs.paper:
+        return s
     flips = pd.concat([classification_changes(frame).assign(model=name)[
-        ["model", "size", "capinno", "activity", "paper", "paper_class", "mean", "p_flip"]]
-        for name, frame in t5.items()], ignore_index=True)
+        ["model", *labels, "paper", "paper_class", "mean", "p_flip"]] for name, frame in t5.items()], ignore_index=True)
     likely = flips[flips["p_flip"] > 0.5]
     s.text("Cells whose classification changes (posterior probability of the opposite class > 0.5): "
-           + ("; ".join(f"{r.model}: {r.size}/{r.capinno}/{r.activity} (P = {r.p_flip:.2f})"
-                        for r in likely.itertuples()) or "none")
+           + ("; ".join(f"{r['model']}: {'/'.join(str(r[c]) for c in labels)} (P = {r['p_flip']:.2f})"
+                        for _, r in likely.iterrows()) or "none")
            + f". Cells with that probability above 0.2: {int((flips['p_flip'] > 0.2).sum())} of {len(flips)}.")
     s.table(flips, "classification_changes", "P(flip): the posterior probability that a cell falls on the "
             "other side of 0.5 from the paper")
     return s
+
+
+def _table5_block(s: Section, inputs: ReportInputs, t5: dict, name: str) -> None:
+    """One Table 5 (runs predicting at the same cells) as a table and a figure."""
+    from . import plots
+    from .summaries import table5_labels
+
+    first = next(iter(t5.values()))
+    labels = table5_labels(first)
+    rows = []
+    for i, r in first.iterrows():
+        row = {**{c: r[c] for c in labels}, **({"paper": r["paper"]} if inputs.paper else {}), "MLE": r["mle"]}
+        for model, frame in t5.items():
+            row[f"{model} mean [94% HDI]"] = _hdi_text(frame.loc[i, "mean"], frame.loc[i, "hdi_low"],
+                                                       frame.loc[i, "hdi_high"])
+            row[f"{model} P(p>0.5)"] = frame.loc[i, "p_above_half"]
+        rows.append(row)
+    outcomes = {inputs.runs[m].data.design.outcome_label for m in t5}
+    s.table(pd.DataFrame(rows), name, "Table 5: " + ("paper, " if inputs.paper else "") + "MLE refit and "
+            + ", ".join(t5) + f" (P({outcomes.pop() if len(outcomes) == 1 else 'outcome = 1'}))")
+    s.figure(plots.table5_dots(t5, labels, inputs.outcome_label), name,
+             "Each row is one kind of firm. " + ("The black tick is the paper's value; " if inputs.paper else "")
+             + "Dots and bars are each model's posterior mean and 94% interval; the white diamond is the MLE. "
+             "Bars that cross the dotted 0.5 line are cells whose classification is uncertain.")
 
 
 def diagnostics_section(inputs: ReportInputs) -> Section:
@@ -415,14 +460,15 @@ def predictive_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[6])
     if inputs.outcome:
         bins = {n: r.tables["calibration"] for n, r in inputs.outcome.items()}
-        s.figure(plots.calibration_plot(bins), "calibration",
+        s.figure(plots.calibration_plot(bins, inputs.outcome_label), "calibration",
                  "Firms are grouped by predicted probability; points near the diagonal, and inside the shaded "
                  "replicated-data intervals, mean the model's probabilities match what happened.")
         s.table(pd.concat([b.assign(model=n) for n, b in bins.items()], ignore_index=True), "calibration",
                 "Outcome calibration by bin of predicted probability")
         for name, run in inputs.outcome.items():
-            s.figure(plots.separation_plot(run.idata, f"{name}: separation plot"), f"separation_{name}",
-                     "Firms sorted by predicted probability (line); dark bars are internationalized firms. "
+            s.figure(plots.separation_plot(run.idata, f"{name}: separation plot", run.data.design.outcome),
+                     f"separation_{name}",
+                     f"Firms sorted by predicted probability (line); dark bars are {inputs.outcome_label} firms. "
                      "Good separation puts the dark bars on the right.")
     for name, run in inputs.items.items():
         overall = run.record["item_ppc_overall"]
@@ -478,9 +524,9 @@ def comparison_section(inputs: ReportInputs) -> Section:
     s.text("The cost of the low/average/high cut: paper_logit treats the band codes 0, 1, 2 as exact; "
            "coarsened_latent treats CAPINNO as a continuous index known only to lie in its band; "
            "latent_factor measures it from the items. The table compares, on the probability scale, how much "
-           "a high- rather than low-CAPINNO firm's chance of being internationalized rises, and how wide "
+           f"a high- rather than low-CAPINNO firm's chance of being {inputs.outcome_label} rises, and how wide "
            "Table 5's intervals are, under each treatment.")
-    s.table(pd.DataFrame(cost), "cut_cost", "Effect of CAPINNO (high minus low, P(internationalized)) and "
+    s.table(pd.DataFrame(cost), "cut_cost", f"Effect of CAPINNO (high minus low, P({inputs.outcome_label})) and "
             "Table 5 uncertainty per model")
     return s
 
@@ -511,7 +557,11 @@ def write_report(inputs: ReportInputs, folder: str | Path) -> WrittenReport:
     from .store import write_bytes, write_csv, write_text
 
     folder = Path(folder)
-    sections = [section(inputs) for section in SECTIONS]
+    sections = [s for s in (section(inputs) for section in SECTIONS) if s.blocks]
+    if not inputs.paper:
+        for number, section in enumerate(sections, start=1):
+            title = section.title.split(". ", 1)[1]
+            section.title = f"{number}. {SURVEY_TITLES.get(title, title)}"
     note = provenance_note([r.record for r in inputs.runs.values()])
     images: dict[str, bytes] = {}
     files: list[Path] = []

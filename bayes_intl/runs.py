@@ -158,7 +158,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     log.info("sampling %s: %d chains x %d draws (%s)", spec.model, chosen.chains, chosen.draws, chosen.backend)
     idata = sample(model, chosen, seed=seed, progress=progress)
     seconds = clock.lap("sampling")
-    add_predictive(idata, model, spec, seed=seed)
+    add_predictive(idata, model, spec, seed=seed, outcome=data.design.outcome)
     clock.lap("predictive_draws")
     diagnostics = diagnose(idata, *gate_variables(model)).to_dict()
     clock.lap("diagnostics")
@@ -173,7 +173,8 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
         "compile_cache_hit": bool(idata.attrs["compile_cache_hit"]) if "compile_cache_hit" in idata.attrs else None,
         "seconds": clock.laps, "quick": quick, "priors": {k: v.describe() for k, v in spec.priors.items()},
         "capinno_levels": extras.get("capinno_levels"), "item_ppc_overall": extras.get("item_ppc_overall"),
-        "mle": mle.to_dict() if mle is not None else None, "diagnostics": diagnostics, "versions": package_versions(),
+        "mle": mle.to_dict() if mle is not None else None, "design": data.design.to_dict(),
+        "survey": _survey_facts(data), "diagnostics": diagnostics, "versions": package_versions(),
         "command": command if command is not None else "bayes-intl " + " ".join(sys.argv[1:]),
     }
     run = FittedRun(spec, data, idata, mle, tables, record)
@@ -181,6 +182,18 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
         run.folder = save_run(run, Path(out) / name)
         log.info("saved in %.1f s", clock.lap("saving"))
     return run
+
+
+def _survey_facts(data: ModelData) -> dict | None:
+    """What a researcher should know about the survey a run read: rows dropped, responses missing, levels unused."""
+    if data.survey is None:
+        return None
+    from .survey import unused_levels
+
+    survey = data.survey
+    return {"respondents": len(survey.firms), "dropped_rows": list(survey.dropped), "missing_policy":
+            survey.codebook.missing, "missing_responses": survey.missing_responses,
+            "unused_levels": unused_levels(survey)}
 
 
 class _Clock:

@@ -88,37 +88,49 @@ def codebook_dict() -> dict:
         items.append(entry)
     return {
         "schema_version": 1,
-        "columns": {"firm_id": "firm_id", "activity": "activity", "employees": "employees", "size": "size",
-                    "municipality": "municipality", "outcome": "internationalized"},
-        "activity_labels": {"0": "MM", "1": "IT"},
+        "columns": {"firm_id": "firm_id", "employees": "employees", "municipality": "municipality"},
+        "outcome": {"column": "internationalized", "yes": [1], "no": [0], "label": "internationalized"},
+        "covariate": [
+            {"name": "activity", "type": "categorical", "levels": [0, 1], "labels": ["MM", "IT"], "reference": 0,
+             "label": "Sector: 0 metalworking (MM), 1 information technology (IT)"},
+            {"name": "size", "type": "categorical", "levels": [0, 1, 2], "labels": ["micro", "small", "medium"],
+             "reference": 0, "label": "Size by INEGI's bands (checked against employees): 0 micro, 1 small, 2 medium"},
+        ],
         "missing": {"policy": "error"},
         "capinno": {"combine": "mean", "rule": "thirds"},
         "item": items,
     }
 
 
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return f"[{', '.join(_toml_value(v) for v in value)}]"
+    return str(value) if isinstance(value, (int, float)) else f'"{value}"'
+
+
 def codebook_toml() -> str:
     """TOML text of the synthetic survey's codebook (written beside every synthetic survey)."""
     raw = codebook_dict()
-    lines = ["# Codebook: the role of each column of a survey file and each item's dimension and type.",
-             "# Item types: ordinal (levels = [min, max]), binary (0/1), count (0, 1, 2, ...), continuous.",
+    lines = ["# Codebook of the Sonora survey (the synthetic survey's layout): which column is the respondent id,",
+             "# the outcome and its yes/no coding, the covariates the outcome models may use, and each item.",
+             "# Covariates: numeric, or categorical with levels (values in the file), labels and a reference level.",
+             "# Item types: ordinal (levels = [min, max], 2 to 11 levels), binary (0/1), count (0, 1, 2, ...), continuous.",
              "# reverse = true flips an item so that higher always means more capability.",
              "# in_capinno = false keeps an item out of the CAPINNO index (the innovation-type items).",
+             "# employees (optional): each firm's size is checked against INEGI's bands (Table 1 of the paper).",
              f"schema_version = {raw['schema_version']}", "", "[columns]"]
     lines += [f'{k} = "{v}"' for k, v in raw["columns"].items()]
-    lines += ["", "[activity_labels]"] + [f'"{k}" = "{v}"' for k, v in raw["activity_labels"].items()]
-    lines += ["", "[missing]", 'policy = "error"  # or "listwise": drop firms with a missing value and report them',
+    lines += ["", "[outcome]"] + [f"{k} = {_toml_value(v)}" for k, v in raw["outcome"].items()]
+    for entry in raw["covariate"]:
+        lines += ["", "[[covariate]]"] + [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+    lines += ["", "[missing]", 'policy = "error"  # or "listwise": drop respondents with a missing value and report '
+              'them; or "model": leave missing item responses out of the likelihood',
               "", "[capinno]", 'combine = "mean"  # or "sum": how items combine within a dimension',
               'rule = "thirds"  # or "paper": round to two decimals before cutting at 0.33 / 0.66']
     for entry in raw["item"]:
-        lines += ["", "[[item]]"]
-        for key, value in entry.items():
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, list):
-                lines.append(f"{key} = [{', '.join(str(v) for v in value)}]")
-            else:
-                lines.append(f'{key} = "{value}"')
+        lines += ["", "[[item]]"] + [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -237,7 +237,7 @@ def load(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | N
     """
     import arviz as az
 
-    from .data import ModelData
+    from .data import PAPER_DESIGN, Design, ModelData
     from .runs import EnsembleRun, FittedRun
     from .spec import spec_from_dict
     from .summaries import MleEstimates
@@ -249,7 +249,8 @@ def load(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | N
     if record.get("kind") == "ensemble":
         return EnsembleRun(spec, read("ensemble_coefficients.csv"), read("ensemble_table5.csv"), record, folder)
     tables = {p.stem: read(p.name) for p in sorted(folder.glob("*.csv")) if p.name != FIRMS_FILE}
-    data = ModelData(read(FIRMS_FILE), None, record["data"], record["data_provenance"])
+    design = Design.from_dict(record["design"]) if record.get("design") else PAPER_DESIGN
+    data = ModelData(read(FIRMS_FILE), None, record["data"], record["data_provenance"], design)
     mle = MleEstimates(**record["mle"]) if record.get("mle") else None
     idata = az.from_netcdf(str(folder / "posterior.nc"))
     return FittedRun(spec, data, idata, mle, tables, record, folder)

@@ -12,7 +12,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from .data import OUTCOME, ModelData
+from .data import PAPER_DESIGN, Covariate, Design, ModelData
+from .inference import outcome_variable
 from .models import design_columns
 from .registry import LEVEL_NAMES
 from .spec import Spec
@@ -43,11 +44,27 @@ class MleEstimates:
         return {"formula": self.formula, "params": self.params, "bse": self.bse, "table5": self.table5}
 
 
-def spec_formula(spec: Spec) -> str:
-    """The spec's outcome model as a statsmodels formula (categorical predictors as C(name))."""
-    terms = [p.name if p.coding == "linear" else f"C({p.name})" for p in spec.predictors]
-    terms += [":".join(i) for i in spec.interactions]
-    return f"{OUTCOME} ~ " + " + ".join(terms)
+def spec_formula(spec: Spec, design: Design = PAPER_DESIGN) -> str:
+    """The spec's outcome model as a statsmodels formula (categorical predictors as C(name), against the reference)."""
+    def term(p):
+        if p.coding == "linear":
+            return p.name
+        reference = design.covariate(p.name).reference
+        return f"C({p.name})" if reference == 0 else f"C({p.name}, Treatment(reference={reference}))"
+
+    terms = [term(p) for p in spec.predictors] + [":".join(i) for i in spec.interactions]
+    return f"{design.outcome} ~ " + " + ".join(terms)
+
+
+def _mle_names(spec: Spec, design: Design) -> dict[str, str]:
+    """statsmodels' names of the categorical dummies (``C(size)[T.1]``) -> the models' (``size[small]``)."""
+    out = {}
+    for p in spec.predictors:
+        if p.coding == "categorical":
+            cov = design.covariate(p.name)
+            head = f"C({p.name})" if cov.reference == 0 else f"C({p.name}, Treatment(reference={cov.reference}))"
+            out |= {f"{head}[T.{code}]": f"{p.name}[{label}]" for code, label in enumerate(cov.labels)}
+    return out
 
 
 def fit_mle(spec: Spec, data: ModelData) -> MleEstimates | None:
@@ -57,7 +74,13 @@ def fit_mle(spec: Spec, data: ModelData) -> MleEstimates | None:
     from .baselines import fit_logit
     from .data import FirmTable
 
-    return MleEstimates.from_fit(fit_logit(FirmTable(data.firms, data.source, data.provenance), formula=spec_formula(spec)))
+    grid = prediction_grid(spec, data.design, data.firms)
+    fit = fit_logit(FirmTable(data.firms, data.source, data.provenance), formula=spec_formula(spec, data.design),
+                    grid=None if data.design.paper and grid["id"].str.startswith("table5.").all() else grid)
+    mle = MleEstimates.from_fit(fit)
+    names = _mle_names(spec, data.design)
+    return MleEstimates(mle.formula, {names.get(k, k): v for k, v in mle.params.items()},
+                        {names.get(k, k): v for k, v in mle.bse.items()}, mle.table5)
 
 
 def flat(values) -> np.ndarray:
@@ -103,20 +126,59 @@ def table5_grid() -> pd.DataFrame:
     return grid()
 
 
-def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.DataFrame) -> np.ndarray:
+PAPER_GRID_LABELS = {"size_name": "size_label", "level": "capinno_label", "activity_name": "activity_label"}
+
+
+def prediction_grid(spec: Spec, design: Design, firms: pd.DataFrame) -> pd.DataFrame:
+    """The cells at which a run reports predicted probabilities (its Table 5).
+
+    The paper's 18 cells for the paper's design; otherwise every combination of the levels of the
+    categorical predictors (CAPINNO's low/average/high among them), numeric predictors at their
+    sample mean. Columns: ``id``, each predictor's value, and ``<name>_label`` per categorical one.
+    """
+    names = list(dict.fromkeys([p.name for p in spec.predictors] + ([spec.group] if spec.entry.hierarchical else [])))
+    if design.paper and set(names) <= {"capinno", "activity", "size"}:
+        grid = table5_grid().rename(columns=PAPER_GRID_LABELS)
+        return grid[["id", "size", "capinno", "activity", *PAPER_GRID_LABELS.values()]]
+    import itertools
+
+    categorical = [design.covariate(n) for n in names if design.covariate(n).type == "categorical"]
+    rows = []
+    for codes in itertools.product(*(range(len(c.labels)) for c in categorical)):
+        labels = [c.labels[code] for c, code in zip(categorical, codes)]
+        rows.append({"id": "cell." + ".".join(f"{c.name}={lab}" for c, lab in zip(categorical, labels)),
+                     **{c.name: code for c, code in zip(categorical, codes)},
+                     **{f"{c.name}_label": lab for c, lab in zip(categorical, labels)}})
+    grid = pd.DataFrame(rows if categorical else [{"id": "cell.mean"}])
+    for n in names:
+        if design.covariate(n).type == "numeric":
+            grid[n] = float(firms[n].mean())
+    return grid
+
+
+def grid_labels(grid: pd.DataFrame) -> list[str]:
+    """The categorical predictors a grid varies, in its column order."""
+    return [c[: -len("_label")] for c in grid.columns if c.endswith("_label")]
+
+
+def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.DataFrame,
+                       design: Design = PAPER_DESIGN) -> np.ndarray:
     """P(outcome) for each grid cell and draw: (draw, cell), CAPINNO at the entry's levels, municipality at 0."""
     entry = spec.entry
-    levels = entry.levels(posterior, firms)
-    capinno = levels[:, grid["capinno"].to_numpy()]  # (draw, cell)
     names = list(posterior["slope"].coords["term"].values)
     exclude = (spec.group,) if entry.hierarchical else ()
-    _, columns = design_columns(spec, grid.assign(capinno=0.0), exclude=exclude, capinno=np.ones(len(grid)))
+    uses_capinno = any(p.name == "capinno" for p in spec.predictors)
+    _, columns = design_columns(spec, grid.assign(capinno=0.0) if uses_capinno else grid, design, exclude=exclude,
+                                capinno=np.ones(len(grid)) if uses_capinno else None)
     # Rebuild each design column per draw: columns that involve capinno are scaled by the draw's level.
     x = np.stack([np.broadcast_to(c, (len(grid),)) for c in columns], axis=1)  # (cell, term)
-    xs = np.repeat(x[None], len(levels), axis=0)
-    for t, name in enumerate(names):
-        if "capinno" in name.split(":"):
-            xs[:, :, t] = xs[:, :, t] * capinno
+    draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    xs = np.repeat(x[None], draws, axis=0)
+    if uses_capinno:
+        capinno = entry.levels(posterior, firms)[:, grid["capinno"].to_numpy()]  # (draw, cell)
+        for t, name in enumerate(names):
+            if "capinno" in name.split(":"):
+                xs[:, :, t] = xs[:, :, t] * capinno
     if not entry.hierarchical:
         eta = stacked(posterior, "intercept")[:, None] + np.einsum("sct,st->sc", xs, stacked(posterior, "slope"))
     else:
@@ -127,47 +189,61 @@ def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.Data
     return 1 / (1 + np.exp(-eta))
 
 
-def table5(probs: np.ndarray, mle: MleEstimates | None) -> pd.DataFrame:
-    """Table 5 from (draw, cell) probabilities, beside the paper and the MLE refit."""
+def table5(probs: np.ndarray, mle: MleEstimates | None, grid: pd.DataFrame | None = None,
+           design: Design = PAPER_DESIGN) -> pd.DataFrame:
+    """Table 5 from (draw, cell) probabilities, beside the paper (for its design) and the MLE refit."""
     from .paper import load_paper
 
-    grid = table5_grid()
+    grid = grid if grid is not None else table5_grid().rename(columns=PAPER_GRID_LABELS)
     interval = hdi(probs)
     paper = load_paper()
     mle_p = mle.table5 if mle is not None else {}
     return pd.DataFrame({
-        "id": grid["id"], "size": grid["size_name"], "capinno": grid["level"], "activity": grid["activity_name"],
-        "paper": [paper.value(i) for i in grid["id"]],
+        "id": grid["id"], **{n: grid[f"{n}_label"] for n in grid_labels(grid)},
+        "paper": [paper.value(i) if design.paper and i in paper else np.nan for i in grid["id"]],
         "mle": [float(mle_p.get(i, np.nan)) for i in grid["id"]],
         "mean": probs.mean(axis=0), "hdi_low": interval[:, 0], "hdi_high": interval[:, 1],
         "p_above_half": (probs > 0.5).mean(axis=0),
     })
 
 
-def coefficient_draws(spec: Spec, posterior) -> dict[str, np.ndarray]:
-    """Posterior draws of each coefficient, named as the paper names them where it does (Capinno, ..., Constant)."""
+def coefficient_draws(spec: Spec, posterior, design: Design = PAPER_DESIGN) -> dict[str, np.ndarray]:
+    """Posterior draws of each coefficient, named as the paper names them where it does (Capinno, ..., Constant).
+
+    A hierarchical model's group effect is the difference of group intercepts from the reference
+    group's, named as the flat model names it (``Activity``, or ``group[label]``); its Constant is
+    the reference group's intercept.
+    """
     slope = posterior["slope"]
     out = {PAPER_TERM.get(str(t), str(t)): flat(slope.sel(term=t)) for t in slope.coords["term"].values}
     if spec.entry.hierarchical:
-        gi = stacked(posterior, "group_intercept")  # (draw, group) with group 0 the reference sector
-        out["Activity"] = gi[:, 1] - gi[:, 0]
-        out["Constant"] = gi[:, 0]
+        gi = stacked(posterior, "group_intercept")  # (draw, group), groups in code order
+        codes = [int(g.split("=")[1]) for g in posterior.coords["group"].values]
+        cov = design.covariate(spec.group) or Covariate(spec.group, labels=tuple(map(str, codes)))
+        ref = codes.index(cov.reference) if cov.reference in codes else 0
+        linear = any(p.name == spec.group and p.coding == "linear" for p in spec.predictors)
+        for j, code in enumerate(codes):
+            if j != ref:
+                name = PAPER_TERM.get(spec.group, spec.group) if linear and len(codes) == 2 \
+                    else f"{spec.group}[{cov.labels[code]}]"
+                out[name] = gi[:, j] - gi[:, ref]
+        out["Constant"] = gi[:, ref]
     else:
         out["Constant"] = stacked(posterior, "intercept")
     return out
 
 
-def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None) -> pd.DataFrame:
-    """Paper B and 95% CI, MLE B and 95% CI, posterior mean and 94% HDI: log-odds and odds ratios."""
+def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None, design: Design = PAPER_DESIGN) -> pd.DataFrame:
+    """Paper B and 95% CI (the paper's design), MLE B and 95% CI, posterior mean and 94% HDI: log-odds and odds ratios."""
     from .paper import TABLE4_TERMS, load_paper
 
     paper = load_paper()
     rows = []
-    for term, draws in coefficient_draws(spec, posterior).items():
+    for term, draws in coefficient_draws(spec, posterior, design).items():
         interval = hdi(draws[:, None])[0]
         row = {"term": term, "post_mean": draws.mean(), "post_median": np.median(draws), "post_sd": draws.std(ddof=1),
                "hdi_low": interval[0], "hdi_high": interval[1]}
-        if term in TABLE4_TERMS:
+        if design.paper and term in TABLE4_TERMS:
             b, se = paper.value(f"table4.{term}.b"), paper.value(f"table4.{term}.se")
             lo = np.log(paper.value(f"table4.{term}.ci_lower")) if f"table4.{term}.ci_lower" in paper else b - Z975 * se
             hi = np.log(paper.value(f"table4.{term}.ci_upper")) if f"table4.{term}.ci_upper" in paper else b + Z975 * se
@@ -190,19 +266,26 @@ def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None) -> pd.Dat
     return pd.concat([table, odds], ignore_index=True)[order]
 
 
-def capinno_contrast(probs: np.ndarray) -> pd.DataFrame:
-    """P(outcome) of a high minus a low CAPINNO firm, per size and activity: mean and 94% HDI.
+CONTRAST_COLUMNS = ["mean", "hdi_low", "hdi_high", "p_positive"]
+
+
+def capinno_contrast(probs: np.ndarray, grid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """P(outcome) of a high minus a low CAPINNO firm, per combination of the other predictors: mean and 94% HDI.
 
     On the probability scale, so that models with different CAPINNO scales compare directly.
     """
-    grid = table5_grid()
+    grid = grid if grid is not None else table5_grid().rename(columns=PAPER_GRID_LABELS)
+    others = [n for n in grid_labels(grid) if n != "capinno"]
+    if "capinno" not in grid_labels(grid):
+        return pd.DataFrame(columns=others + CONTRAST_COLUMNS)
     rows = []
-    for (size, activity), cells in grid.groupby(["size_name", "activity_name"], sort=False):
-        low = cells.index[cells["level"] == "low"][0]
-        high = cells.index[cells["level"] == "high"][0]
+    for key, cells in (grid.groupby([f"{n}_label" for n in others], sort=False) if others else [((), grid)]):
+        key = key if isinstance(key, tuple) else (key,)
+        low = cells.index[cells["capinno"] == 0][0]
+        high = cells.index[cells["capinno"] == 2][0]
         diff = probs[:, high] - probs[:, low]
         interval = hdi(diff[:, None])[0]
-        rows.append({"size": size, "activity": activity, "mean": diff.mean(), "hdi_low": interval[0],
+        rows.append({**dict(zip(others, key)), "mean": diff.mean(), "hdi_low": interval[0],
                      "hdi_high": interval[1], "p_positive": (diff > 0).mean()})
     return pd.DataFrame(rows)
 
@@ -215,8 +298,9 @@ def level_points(spec: Spec, posterior, firms: pd.DataFrame) -> dict[str, float]
 def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
     """Outcome calibration: firms binned by predicted P(outcome); observed share beside the predicted one,
     with the 94% interval of the share in replicated data."""
-    y = idata.observed_data[OUTCOME].to_numpy()
-    rep = stacked(idata.posterior_predictive, OUTCOME)  # (draw, firm)
+    name = outcome_variable(idata)
+    y = idata.observed_data[name].to_numpy()
+    rep = stacked(idata.posterior_predictive, name)  # (draw, firm)
     predicted = rep.mean(axis=0)
     order = np.argsort(predicted, kind="stable")
     rows = []
@@ -228,9 +312,33 @@ def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
 
 
 def _mean_correlation(matrix: np.ndarray) -> float:
+    """Mean correlation between item columns (pairwise-complete when responses are missing)."""
+    if np.isnan(matrix).any():
+        corr = pd.DataFrame(matrix).corr().to_numpy()
+        return float(np.nanmean(corr[np.triu_indices_from(corr, k=1)]))
     keep = matrix.std(axis=0) > 0
     corr = np.corrcoef(matrix[:, keep], rowvar=False)
     return float(corr[np.triu_indices_from(corr, k=1)].mean())
+
+
+def _block(idata: az.InferenceData, name: str, thin: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One block of items as (firm, item) observed and (draw, firm, item) replicated arrays, NaN where a
+    response is missing (a block with missing responses is stored one entry per given response)."""
+    obs = idata.observed_data[name]
+    rep = stacked(idata.posterior_predictive, name, thin).astype(float)
+    item_dim = name.replace("items_", "") + "_item"
+    labels = [str(v) for v in idata.observed_data.coords[item_dim].values] if item_dim in idata.observed_data.coords \
+        else [str(v) for v in idata.posterior.coords[item_dim].values]
+    if "firm" in obs.dims:
+        return obs.transpose("firm", item_dim).to_numpy().astype(float), rep, labels
+    firm = idata.constant_data[f"{name}_firm"].to_numpy()
+    item = idata.constant_data[f"{name}_item"].to_numpy()
+    n_firm = idata.posterior.sizes["firm"] if "firm" in idata.posterior.sizes else int(firm.max()) + 1
+    observed = np.full((n_firm, len(labels)), np.nan)
+    observed[firm, item] = obs.to_numpy()
+    replicated = np.full((len(rep), n_firm, len(labels)), np.nan)
+    replicated[:, firm, item] = rep
+    return observed, replicated, labels
 
 
 def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, dict]:
@@ -243,14 +351,13 @@ def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, di
     names = [n for n in idata.observed_data.data_vars if n.startswith("items_")]
     obs_cols, rep_cols, labels = [], [], []
     for name in names:
-        obs = idata.observed_data[name]
-        item_dim = [d for d in obs.dims if d != "firm"][0]
-        obs_cols.append(obs.transpose("firm", item_dim).to_numpy().astype(float))
-        rep_cols.append(stacked(idata.posterior_predictive, name, thin).astype(float))  # (draw, firm, item)
-        labels += [str(v) for v in obs.coords[item_dim].values]
+        observed, replicated, block_labels = _block(idata, name, thin)
+        obs_cols.append(observed)
+        rep_cols.append(replicated)
+        labels += block_labels
     observed = np.concatenate(obs_cols, axis=1)
     replicated = np.concatenate(rep_cols, axis=2)
-    obs_mean, rep_mean = observed.mean(axis=0), replicated.mean(axis=1)
+    obs_mean, rep_mean = np.nanmean(observed, axis=0), np.nanmean(replicated, axis=1)
     items = pd.DataFrame({"item": labels, "observed": obs_mean, "replicated_mean": rep_mean.mean(axis=0),
                           "rep_low": np.quantile(rep_mean, 0.03, axis=0), "rep_high": np.quantile(rep_mean, 0.97, axis=0),
                           "ppp": (rep_mean >= obs_mean).mean(axis=0)})
@@ -316,11 +423,17 @@ def factor_correlations(posterior) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def table5_labels(table: pd.DataFrame) -> list[str]:
+    """The columns of a Table 5 that name its cells (between ``id`` and ``paper``)."""
+    columns = list(table.columns)
+    return columns[columns.index("id") + 1: columns.index("paper")]
+
+
 def classification_changes(table: pd.DataFrame) -> pd.DataFrame:
     """Per Table 5 cell: the paper's classification (p > 0.5) and the posterior probability that it flips."""
     paper_yes = table["paper"] > 0.5
     p_flip = np.where(paper_yes, 1 - table["p_above_half"], table["p_above_half"])
-    return table[["id", "size", "capinno", "activity", "paper", "mean"]].assign(
+    return table[["id", *table5_labels(table), "paper", "mean"]].assign(
         paper_class=np.where(paper_yes, "yes", "no"), p_flip=p_flip)
 
 
@@ -329,12 +442,13 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
     """Every table a run carries, each computed once: (tables by file stem, JSON-ready extras)."""
     entry, tables, extras = spec.entry, {}, {}
     if entry.outcome:
-        grid = table5_grid()
-        probs = grid_probabilities(spec, idata.posterior, data.firms, grid)
-        tables["table5"] = table5(probs, mle)
-        tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid), mle)
-        tables["coefficients"] = coefficient_table(spec, idata.posterior, mle)
-        tables["capinno_contrast"] = capinno_contrast(probs)
+        design = data.design
+        grid = prediction_grid(spec, design, data.firms)
+        probs = grid_probabilities(spec, idata.posterior, data.firms, grid, design)
+        tables["table5"] = table5(probs, mle, grid, design)
+        tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid, design), mle, grid, design)
+        tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design)
+        tables["capinno_contrast"] = capinno_contrast(probs, grid)
         tables["calibration"] = calibration_bins(idata)
         extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms)
     if entry.item_level:

@@ -88,4 +88,4 @@ def test_a_survey_without_an_outcome_is_refused_for_an_outcome_model_by_codebook
             "--out", str(tmp_path)]
     assert main(args) == 3
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "[columns] needs 'outcome' for latent_factor" in err
+    assert len(err.splitlines()) == 1 and "[outcome] is needed for latent_factor" in err

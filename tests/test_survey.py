@@ -127,14 +127,14 @@ MALFORMED = {
     "binary_two": (_set("org_training_plan", 11, 2), ["column 'org_training_plan'", "row 12", "0 (no) or 1 (yes)"]),
     "binary_text": (_set("org_training_plan", 1, "si"), ["column 'org_training_plan'", "row 2", "numeric response"]),
     "negative_count": (_set("cap_investment_projects", 20, -1), ["column 'cap_investment_projects'", "row 21", "non-negative"]),
-    "activity_code_2": (_set("activity", 8, 2), ["column 'activity'", "row 9", "activity code"]),
+    "activity_code_2": (_set("activity", 8, 2), ["column 'activity'", "row 9", "a level of covariate 'activity' (0 MM, 1 IT)"]),
     "employees_too_many_industry": (_set("employees", 0, 400), ["column 'employees'", "row 1", "between 1 and"]),
     "employees_text": (_set("employees", 3, "many"), ["column 'employees'", "row 4", "'many'"]),
     "size_disagrees_with_employees": (lambda f: _size_mismatch(f), ["column 'size'", "INEGI Table 1"]),
     "missing_item_value": (_set("eo_objectives", 6, np.nan), ["column 'eo_objectives'", "row 7", "no missing values"]),
     "missing_outcome_value": (_set("internationalized", 12, np.nan), ["column 'internationalized'", "row 13", "no missing"]),
     "constant_item": (lambda f: f.assign(cap_fund_sources=3), ["column 'cap_fund_sources'", "varies across firms"]),
-    "size_code_3": (lambda f: _size_code(f), ["column 'size'", "size code"]),
+    "size_code_3": (lambda f: _size_code(f), ["column 'size'", "a level of covariate 'size' (0 micro, 1 small, 2 medium)"]),
 }
 
 
@@ -195,8 +195,24 @@ def test_sav_value_labels_that_disagree_with_the_codebook(tmp_path, survey):
     ({"item": [{"name": "a", "dimension": "d", "type": "likert"}]}, "type 'likert'"),
     ({"item": [{"name": "a", "dimension": "d", "type": "ordinal"}]}, "levels = [min, max]"),
     ({"item": [{"name": "a", "dimension": "d", "type": "binary", "revers": True}]}, "did you mean 'reverse'"),
-    ({"missing": {"policy": "drop"}}, "'error' or 'listwise'"),
+    ({"missing": {"policy": "drop"}}, "'error', 'listwise', 'model'"),
     ({"item": []}, "no [[item]] entries"),
+    ({"item": [{"name": "a", "type": "binary"}]}, "[[item]] number 1 needs 'dimension'"),
+    ({"item": [{"name": "a", "dimension": "d", "type": "ordinal", "levels": [0, 11]}]}, "2 to 11 levels"),
+    ({"columns": {"firm_id": "id", "activity": "activity"}}, "declare activity as a [[covariate]]"),
+    ({"columns": {"firm_id": "id", "outcome": "y"}}, "declare the outcome in [outcome]"),
+    ({"outcome": {"column": "y", "yes": [1, 2], "no": [2]}}, "value '2' is in both 'yes' and 'no'"),
+    ({"outcome": {"name": "y"}}, "[outcome] needs 'column'"),
+    ({"outcome": {"column": "exports share"}}, "[outcome] name 'exports share' must be a name"),
+    ({"covariate": [{"name": "sector", "type": "text"}]}, "covariate 'sector' needs type = 'numeric' or 'categorical'"),
+    ({"covariate": [{"name": "sector", "type": "categorical", "levels": ["a", "b"], "reference": "c"}]},
+     "covariate 'sector' reference 'c' is not one of its levels (a, b)"),
+    ({"covariate": [{"name": "sector", "type": "categorical", "levels": ["a", "b"], "labels": ["A"]}]},
+     "has 2 levels but 1 labels"),
+    ({"covariate": [{"name": "age", "type": "numeric", "levels": [1, 2]}]}, "covariate 'age' is numeric and takes no"),
+    ({"covariate": [{"name": "capinno", "type": "numeric"}]}, "'capinno' is built from the items"),
+    ({"covariate": [{"name": "age", "type": "numeric"}, {"name": "age", "type": "numeric"}]}, "'age' is declared twice"),
+    ({"covariate": [{"name": "age", "type": "numeric", "colum": "AGE"}]}, "did you mean 'column'"),
 ])
 def test_malformed_codebook_is_refused(change, fragment):
     with pytest.raises(SpecError) as info:
