@@ -209,7 +209,8 @@ def cmd_fit(args) -> int:
                     "coefficients": run.coefficients.to_dict(orient="records") if outcome else [],
                     "table5": run.table5.to_dict(orient="records") if outcome else [],
                     "priors": record["priors"], "data_provenance": record["data_provenance"],
-                    "design": record["design"], "survey": record["survey"]})
+                    "design": record["design"], "survey": record["survey"],
+                    "chi_square_ppp": record["chi_square_ppp"], "item_ppc_overall": record["item_ppc_overall"]})
         return 1 if (args.strict and not d["passed"]) else 0
     sampler = record["sampler"]
     print(f"{run.spec.model}: {run.spec.description}\nData: {record['data']} ({record['data_provenance']})")
@@ -221,6 +222,10 @@ def cmd_fit(args) -> int:
         print(_survey_line(survey))
     if outcome:
         _print_outcome_tables(run)
+    if run.entry.item_level:
+        from .reporting import measurement_fit_lines
+
+        print("Fit of the measurement model:\n" + "\n".join(f"  {line}" for line in measurement_fit_lines(record)))
     _print_gate(d)
     print(f"Written: {run.folder}/ (posterior.nc, run.json, " + ", ".join(f"{n}.csv" for n in run.tables) + ")")
     return 1 if (args.strict and not d["passed"]) else 0

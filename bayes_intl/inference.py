@@ -77,12 +77,14 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold
-GATE_POLICY = ("Every parameter (loadings, correlations, intercepts, cutpoints, coefficients, variance "
-               "parameters and their non-centred components): R-hat <= 1.01, bulk and tail ESS >= 400. "
-               "Per-respondent latent scores: every one R-hat <= 1.01 and bulk ESS >= 400; tail ESS >= 400 for at "
-               f"least {SCORE_TAIL_SHARE:.0%} of them (with hundreds of scores a few fall short by chance while the "
-               "sampler is healthy; the lowest is reported). No divergent transitions. Unconstrained transforms "
-               "(e.g. loading_log__) are never checked: they are the same draws on another scale.")
+GATE_POLICY = ("Every quantity a researcher reads (loadings, factor correlations, intercepts, cutpoints, "
+               "coefficients, sector intercepts and slopes, variance parameters): R-hat <= 1.01, bulk and tail ESS "
+               ">= 400. Per-respondent latent scores (the CAPINNO factor and the dimension factors): every one R-hat "
+               f"<= 1.01 and bulk ESS >= 400; tail ESS >= 400 for at least {SCORE_TAIL_SHARE:.0%} of them (with "
+               "hundreds of scores a few fall short by chance while the sampler is healthy; the lowest is reported). "
+               "No divergent transitions. Internal components that only build those quantities (non-centred "
+               "standard normals z_*, second-order residuals zeta, the LKJ vine's partial correlations) and "
+               "unconstrained transforms (e.g. loading_log__) are never checked.")
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,15 @@ def parameter_names(model: pm.Model) -> list[str]:
 
 
 def gate_variables(model: pm.Model) -> tuple[list[str], list[str]]:
-    """The model's free variables as (parameters, per-respondent latent scores: those with a ``firm`` dim)."""
+    """What the gate checks, as (parameters, per-respondent latent scores: those with a ``firm`` dim): the free
+    variables and the derived quantities a researcher reads, never internal components (see the registry)."""
+    from .registry import DERIVED_PARAMETERS, INTERNAL_VARIABLES
+
     dims = model.named_vars_to_dims
-    scores = [name for name in parameter_names(model) if "firm" in dims.get(name, ())]
-    return [name for name in parameter_names(model) if name not in scores], scores
+    derived = [rv.name for rv in model.deterministics if rv.name in DERIVED_PARAMETERS]
+    names = [name for name in parameter_names(model) + derived if name not in INTERNAL_VARIABLES]
+    scores = [name for name in names if "firm" in dims.get(name, ())]
+    return [name for name in names if name not in scores], scores
 
 
 def _score_shortfall(summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -132,6 +139,8 @@ def _score_shortfall(summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def diagnose(idata: az.InferenceData, names: list[str], scores: tuple[str, ...] = ()) -> Diagnostics:
     """The gate every run must pass (``GATE_POLICY``): ``names`` are parameters, ``scores`` per-respondent scores."""
     summary = az.summary(idata, var_names=list(names) + list(scores), kind="diagnostics")
+    constant = summary["r_hat"].isna() & (summary["mcse_mean"] == 0)  # a correlation matrix's unit diagonal
+    summary = summary[~constant]
     is_score = summary.index.str.split("[").str[0].isin(list(scores))
     divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
     params = summary[~is_score]

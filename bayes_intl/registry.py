@@ -53,6 +53,11 @@ class ModelEntry:
 
 
 OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
+# What the diagnostic gate checks (inference.gate_variables): the quantities a researcher reads. Internal
+# components that only build them (non-centred standard normals, second-order residuals, the LKJ vine's
+# partial correlations) never decide a run's fate; the deterministics they build are checked instead.
+INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "zeta", "z_factor", "factor_corr_partial")
+DERIVED_PARAMETERS = ("group_intercept", "group_slope", "factor_corr", "factor")
 _MEASUREMENT_PRIORS = ("loading", "second_order_loading", "item_intercept", "cutpoint", "residual_sd")
 
 REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in (

@@ -224,6 +224,25 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes], n
     return "\n".join(out)
 
 
+def measurement_fit_lines(record: dict) -> list[str]:
+    """How well a measurement model fits, in the words a reader of a CFA needs: blavaan's chi-square PPP (continuous
+    items) and the posterior predictive p-value of the mean inter-item correlation, each with how to read it."""
+    lines = []
+    chi = record.get("chi_square_ppp")
+    if chi:
+        lines.append(f"posterior predictive p-value (PPP) of the {chi['statistic']} = {chi['ppp']:.2f} ({chi['items']} "
+                     f"items, {chi['respondents']} respondents; observed chi-square {chi['observed_mean']:.1f} on average "
+                     f"against {chi['replicated_mean']:.1f} in replicated data). Read it as blavaan's: near 0.5 the "
+                     "model reproduces the items' covariances; below about 0.05 it does not (as a chi-square test "
+                     "would reject the model).")
+    overall = record.get("item_ppc_overall")
+    if overall:
+        lines.append(f"posterior predictive p-value of the {overall['statistic']} = {overall['ppp']:.2f} (observed "
+                     f"{overall['observed']:.3f}, replicated {overall['rep_low']:.3f} to {overall['rep_high']:.3f}). "
+                     "Values near 0 or 1 mean the factor model fails to reproduce how the items hang together.")
+    return lines
+
+
 @dataclass
 class ReportInputs:
     """Everything the report shows: fitted runs by short name and the analysis's stage results."""
@@ -471,10 +490,8 @@ def predictive_section(inputs: ReportInputs) -> Section:
                      f"Firms sorted by predicted probability (line); dark bars are {inputs.outcome_label} firms. "
                      "Good separation puts the dark bars on the right.")
     for name, run in inputs.items.items():
-        overall = run.record["item_ppc_overall"]
-        s.text(f"{name}: posterior predictive p-value of the {overall['statistic']} = {overall['ppp']:.2f} "
-               f"(observed {overall['observed']:.3f}, replicated {overall['rep_low']:.3f} to {overall['rep_high']:.3f}). "
-               "Values near 0 or 1 mean the factor model fails to reproduce how the items hang together.")
+        for line in measurement_fit_lines(run.record):
+            s.text(f"{name}: {line}")
         s.figure(plots.item_ppc_plot(run.tables["item_ppc"]), f"items_{name}",
                  "Each item's observed mean (dot) against the range of means in data replicated from the model "
                  "(bar); dots outside their bars flag items the model misfits.")

@@ -369,6 +369,70 @@ def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, di
     return items, overall
 
 
+def _factor_correlation(posterior, n_dims: int) -> np.ndarray:
+    """The dimension factors' correlation matrix per draw, (draw, D, D), whatever the structure."""
+    draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    if "factor_corr" in posterior:
+        return stacked(posterior, "factor_corr")
+    if "second_order_loading" in posterior:  # f_d = (g_d eta + zeta_d) / sqrt(1 + g_d^2)
+        g = stacked(posterior, "second_order_loading")
+        g = g / np.sqrt(1 + g**2)
+        phi = g[:, :, None] * g[:, None, :]
+        phi[:, np.arange(n_dims), np.arange(n_dims)] = 1.0
+        return phi
+    return np.ones((draws, 1, 1))
+
+
+def chi_square_ppp(idata: az.InferenceData, codebook, thin: int = 1000, seed: int = 0) -> dict | None:
+    """blavaan's PPP for the continuous items: per draw, the likelihood-ratio chi-square of the observed data
+    against the model-implied mean and covariance, beside the same statistic for data replicated from them.
+
+    T(Y, theta) = N [log|Sigma| + tr(S Sigma^-1) + (ybar - mu)' Sigma^-1 (ybar - mu) - log|S| - p], with
+    Sigma = Lambda Phi Lambda' + diag(sigma^2) (factors integrated out) and S the ML covariance; PPP =
+    P(T_rep >= T_obs). Near 0.5 the model reproduces the items' covariances; near 0 it does not. None when
+    fewer than three items are continuous (discrete items have no such chi-square here: see the item check).
+    """
+    items = [i for i in codebook.items if i.in_capinno and i.type == "continuous"]
+    if len(items) < 3 or "items_continuous" not in idata.observed_data:
+        return None
+    observed = idata.observed_data["items_continuous"]
+    if "firm" not in observed.dims:  # missing responses: the complete rows only
+        observed_full, _, _ = _block(idata, "items_continuous", 1)
+        y = observed_full[~np.isnan(observed_full).any(axis=1)]
+    else:
+        y = observed.transpose("firm", ...).to_numpy()
+    posterior = idata.posterior
+    dims = [str(d) for d in posterior.coords["dimension"].values]
+    names = [i.name for i in items]
+    all_items = [str(v) for v in posterior.coords["item"].values]
+    lam = stacked(posterior, "loading")[:, [all_items.index(n) for n in names]]
+    tau, sigma = stacked(posterior, "intercept_continuous"), stacked(posterior, "residual_sd")
+    phi = _factor_correlation(posterior, len(dims))
+    pick = np.linspace(0, len(lam) - 1, min(thin, len(lam))).astype(int)
+    where = np.array([dims.index(i.dimension) for i in items])
+    rng = np.random.default_rng(seed)
+    n, p = y.shape
+
+    def statistic(data, mu, cov_inv, logdet):
+        centred = data.mean(axis=0) - mu
+        s = np.cov(data, rowvar=False, bias=True)
+        return n * (logdet + np.trace(s @ cov_inv) + centred @ cov_inv @ centred - np.linalg.slogdet(s)[1] - p)
+
+    t_obs, t_rep = [], []
+    for d in pick:
+        load = np.zeros((p, len(dims)))
+        load[np.arange(p), where] = lam[d]
+        cov = load @ phi[d] @ load.T + np.diag(sigma[d] ** 2)
+        cov_inv, logdet = np.linalg.inv(cov), np.linalg.slogdet(cov)[1]
+        t_obs.append(statistic(y, tau[d], cov_inv, logdet))
+        t_rep.append(statistic(rng.multivariate_normal(tau[d], cov, size=n), tau[d], cov_inv, logdet))
+    t_obs, t_rep = np.array(t_obs), np.array(t_rep)
+    return {"statistic": "likelihood-ratio chi-square of the continuous items (blavaan's PPP)",
+            "items": len(items), "respondents": int(n), "draws": int(len(pick)),
+            "observed_mean": float(t_obs.mean()), "replicated_mean": float(t_rep.mean()),
+            "ppp": float((t_rep >= t_obs).mean())}
+
+
 LATENT_RESPONSE_VARIANCE = {"binary": np.pi**2 / 3, "ordinal": np.pi**2 / 3}  # the logistic's variance
 
 
@@ -454,6 +518,7 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
     if entry.item_level:
         tables["item_ppc"], extras["item_ppc_overall"] = item_ppc(idata)
         codebook = data.survey.codebook
+        extras["chi_square_ppp"] = chi_square_ppp(idata, codebook)
         tables["loadings"] = loading_table(idata.posterior, {i.name: i.type for i in codebook.items})
         if spec.structure == "correlated" and len(codebook.dimensions) > 1:
             tables["factor_correlations"] = factor_correlations(idata.posterior)

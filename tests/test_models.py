@@ -234,4 +234,23 @@ def test_gate_policy_for_per_respondent_scores():
     assert list(_score_shortfall(scores(tail_short=0, bulk_short=1))[0].index) == ["zeta[50]"]
     spec = load_spec(MODELS_DIR / "latent_factor.toml")
     params, firm_level = gate_variables(build_model(spec, model_data(spec)))
-    assert set(firm_level) == {"capinno_factor", "zeta"} and {"loading", "second_order_loading", "slope"} <= set(params)
+    # What a researcher reads is checked; the internal components that build it are not.
+    assert set(firm_level) == {"capinno_factor", "factor"}
+    assert {"loading", "second_order_loading", "slope", "group_intercept", "group_slope", "cutpoints_ordinal_1_5",
+            "municipality_sd"} <= set(params)
+    assert not {"zeta", "z_intercept", "z_slope", "z_municipality"} & set(params + firm_level)
+    correlated = spec_from_dict(spec.raw | {"measurement": {"structure": "correlated"}})
+    params, firm_level = gate_variables(build_model(correlated, model_data(correlated)))
+    assert "factor_corr" in params and not {"factor_corr_partial", "z_factor"} & set(params + firm_level)
+
+
+def test_the_gate_skips_the_unit_diagonal_of_a_correlation_matrix():
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    corr = np.ones((2, 100, 2, 2))
+    corr[..., 0, 1] = corr[..., 1, 0] = rng.uniform(-0.5, 0.5, (2, 100))
+    idata = az.from_dict(posterior={"factor_corr": corr, "loading": rng.normal(size=(2, 100))},
+                         sample_stats={"diverging": np.zeros((2, 100), bool)})
+    failing = inf.diagnose(idata, ["factor_corr", "loading"]).failing
+    assert not [f for f in failing if "[0, 0]" in f or "[1, 1]" in f] and any("[0, 1]" in f for f in failing)
