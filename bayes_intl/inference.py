@@ -36,7 +36,8 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
         log.info("compiled in %.1f s%s; drawing %d chains x %d draws", built.seconds,
                  " (reused from the compile cache)" if built.reused else "", sampler.chains, sampler.draws)
         idata = nutpie.sample(built.compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
-                              target_accept=sampler.target_accept, progress_bar=progress)
+                              target_accept=sampler.target_accept, progress_bar=progress,
+                              low_rank_modified_mass_matrix=sampler.mass_matrix == "low_rank")
         check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
         idata.attrs["compile_seconds"] = round(built.seconds, 2)
         idata.attrs["compile_cache_hit"] = int(built.reused)

@@ -19,6 +19,10 @@ latent_factor (second-order)::
     (correlated: f_i ~ N(0, R), R ~ LKJ(eta) through its Cholesky factor; capinno_i = mean_d f_id)
     (one dimension: f_i = capinno_i ~ N(0, 1), no second-order split)
 measurement_only: the measurement part alone (a CFA or an IRT model; only an id and the items needed).
+    With every item continuous and none missing, the factors are integrated out:
+    y_i ~ N(tau, Lambda Phi Lambda' + diag(sigma^2)), Phi the factors' correlation by structure.
+Missing item responses ([missing] policy = "model") are left out of the likelihood: a block with any is
+observed one entry per given response.
 """
 
 from __future__ import annotations
@@ -196,6 +200,13 @@ def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):
     return chol
 
 
+def _check_second_order(spec: Spec, dims: list[str]) -> None:
+    if len(dims) < 3:
+        raise SpecError(f"spec {spec.source}: [measurement] structure = 'second_order' needs at least 3 "
+                        f"dimensions; the codebook has {len(dims)} ({', '.join(dims)}), with which the "
+                        "second-order loadings are not identified: use structure = 'correlated'")
+
+
 def _factors(spec: Spec, dims: list[str], model: pm.Model):
     """The firm x dimension factors (unit variance each) and the per-firm CAPINNO factor, by structure.
 
@@ -210,10 +221,7 @@ def _factors(spec: Spec, dims: list[str], model: pm.Model):
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
         return capinno[:, None], capinno
     if spec.structure == "second_order":
-        if len(dims) < 3:
-            raise SpecError(f"spec {spec.source}: [measurement] structure = 'second_order' needs at least 3 "
-                            f"dimensions; the codebook has {len(dims)} ({', '.join(dims)}), with which the "
-                            "second-order loadings are not identified: use structure = 'correlated'")
+        _check_second_order(spec, dims)
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
         gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
         zeta = pm.Normal("zeta", 0, 1, dims=("firm", "dimension"))
@@ -227,13 +235,55 @@ def _factors(spec: Spec, dims: list[str], model: pm.Model):
     return factors, pm.Deterministic("capinno_factor", factors.mean(axis=1), dims="firm")
 
 
+def _factor_correlation(spec: Spec, dims: list[str], model: pm.Model):
+    """The dimension factors' correlation matrix, D x D, by structure (as ``_factors`` builds the factors)."""
+    if len(dims) == 1:
+        return pt.ones((1, 1))
+    if spec.structure == "second_order":
+        _check_second_order(spec, dims)
+        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
+        g = gamma / pt.sqrt(1 + gamma**2)
+        return pt.outer(g, g) + pt.diag(1 - g**2)
+    eta = spec.priors.get("lkj_eta", Prior("LKJ", (("eta", 2.0),))).kwargs()["eta"]
+    model.add_coord("dimension_with", dims)
+    chol = lkj_cholesky("factor_corr", len(dims), eta, ("dimension", "dimension_with"))
+    return pt.dot(chol, chol.T)
+
+
+def _integrated_measurement(spec: Spec, survey: SurveyData, model: pm.Model, items, dims, mask) -> None:
+    """All items continuous and complete, no outcome: the factors integrated out. Each respondent's
+    standardized items are N(tau, Lambda Phi Lambda' + diag(sigma^2)), the same model as with sampled
+    factors, without a latent score per respondent (which mixes slowly when residual SDs are small)."""
+    model.add_coord("continuous_item", [i.name for i in items])
+    phi = _factor_correlation(spec, dims, model)
+    loading = draw_prior("loading", spec.priors["loading"], dims="item")
+    tau = draw_prior("intercept_continuous", spec.priors["item_intercept"], dims="continuous_item")
+    sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims="continuous_item")
+    values = survey.items[[i.name for i in items]].to_numpy(dtype=float)
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    lam = mask.T * loading[:, None]  # item x dimension
+    cov = pt.dot(pt.dot(lam, phi), lam.T) + pt.diag(sigma**2)
+    dims_ = ("firm", "continuous_item")
+    pm.MvNormal("items_continuous", mu=tau, cov=cov, observed=_observed("items_continuous", z, dims_), dims=dims_)
+
+
+def integrates_factors(spec: Spec, survey: SurveyData) -> bool:
+    """Whether the measurement model integrates its factors out: every item continuous, none missing, no outcome."""
+    items = [i for i in survey.codebook.items if i.in_capinno]
+    return (not spec.entry.outcome and all(i.type == "continuous" for i in items)
+            and not survey.items[[i.name for i in items]].isna().to_numpy().any())
+
+
 def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
-    """Add the item-level measurement model; returns the per-firm CAPINNO factor."""
+    """Add the item-level measurement model; returns the per-firm CAPINNO factor (None when integrated out)."""
     items = [i for i in survey.codebook.items if i.in_capinno]
     dims = list(dict.fromkeys(i.dimension for i in items))
     model.add_coord("dimension", dims)
     model.add_coord("item", [i.name for i in items])
     mask = np.array([[i.dimension == d for i in items] for d in dims], dtype=float)  # dimension x item
+    if integrates_factors(spec, survey):
+        _integrated_measurement(spec, survey, model, items, dims, mask)
+        return None
     factors, capinno = _factors(spec, dims, model)
     pm.Deterministic("factor", factors, dims=("firm", "dimension"))
     loading = draw_prior("loading", spec.priors["loading"], dims="item")

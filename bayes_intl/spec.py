@@ -31,8 +31,10 @@ DISTRIBUTIONS = {
 }
 TOP_KEYS = {"schema_version", "model", "description", "data", "outcome", "hierarchy", "measurement", "priors",
             "sampler", "quick"}
-SAMPLER_KEYS = {"backend", "chains", "draws", "tune", "target_accept"}
-DEFAULT_SAMPLER = {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9}
+SAMPLER_KEYS = {"backend", "chains", "draws", "tune", "target_accept", "mass_matrix"}
+MASS_MATRICES = ("diagonal", "low_rank")  # low_rank: nutpie's low-rank modified mass matrix, for correlated posteriors
+DEFAULT_SAMPLER = {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
+                   "mass_matrix": "diagonal"}
 DEFAULT_QUICK = {"chains": 2, "draws": 300, "tune": 300}
 PAPER_PREDICTORS = [{"name": "capinno", "coding": "linear"}, {"name": "activity", "coding": "linear"},
                     {"name": "size", "coding": "linear"}]
@@ -61,6 +63,7 @@ class Sampler:
     draws: int
     tune: int
     target_accept: float
+    mass_matrix: str = "diagonal"
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,11 @@ def _sampler(raw: dict, defaults: dict, where: str, source: str) -> Sampler:
             raise SpecError(f"spec {source}: {where} {key} must be a positive whole number, not {merged[key]!r}")
     if not isinstance(merged["target_accept"], float) or not 0.5 <= merged["target_accept"] < 1:
         raise SpecError(f"spec {source}: {where} target_accept must be a number in [0.5, 1), not {merged['target_accept']!r}")
-    return Sampler(merged["backend"], merged["chains"], merged["draws"], merged["tune"], merged["target_accept"])
+    if merged["mass_matrix"] not in MASS_MATRICES or (merged["mass_matrix"] != "diagonal" and merged["backend"] != "nutpie"):
+        raise SpecError(f"spec {source}: {where} mass_matrix must be one of {', '.join(MASS_MATRICES)} ('low_rank' "
+                        f"with backend 'nutpie' only), not {merged['mass_matrix']!r}")
+    return Sampler(merged["backend"], merged["chains"], merged["draws"], merged["tune"], merged["target_accept"],
+                   merged["mass_matrix"])
 
 
 def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
@@ -203,7 +210,8 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
             raise SpecError(f"spec {source}: model {model} needs a prior for '{name}' in [priors]")
     sampler = _sampler(raw.get("sampler", {}), DEFAULT_SAMPLER, "[sampler]", source)
     quick = _sampler(raw.get("quick", {}), DEFAULT_SAMPLER | DEFAULT_QUICK | {"backend": sampler.backend,
-                                                                               "target_accept": sampler.target_accept},
+                                                                               "target_accept": sampler.target_accept,
+                                                                               "mass_matrix": sampler.mass_matrix},
                      "[quick]", source)
     varying = tuple(hierarchy.get("varying", ()))
     for name in varying:

@@ -48,8 +48,12 @@ def holzinger_swineford() -> list[str]:
               f"[{correlations.loc[(a, b), 'hdi_low']:.3f}, {correlations.loc[(a, b), 'hdi_high']:.3f}]",
               f"{correlations.loc[(a, b), 'mean'] - ref:+.3f}"] for (a, b), ref in LAVAAN_CORRELATIONS.items()]
     worst = max(abs(float(r[4])) for r in rows)
+    chi = run.record["chi_square_ppp"]
     return ["## Holzinger-Swineford 1939: three correlated factors (`models/cfa_correlated.toml`)", "",
-            gate_line(run, seconds) + f". Largest difference from lavaan: {worst:.3f} (tolerance 0.05).", "",
+            gate_line(run, seconds) + f". Largest difference from lavaan: {worst:.3f} (tolerance 0.05). "
+            f"Chi-square PPP {chi['ppp']:.2f} (observed {chi['observed_mean']:.1f} against replicated "
+            f"{chi['replicated_mean']:.1f}; lavaan's chi-square 85.3 on 24 df rejects the model too). The factors "
+            "are integrated out (all items continuous): no per-pupil scores are sampled.", "",
             markdown_table(["loading (std.all) or correlation", "lavaan", "posterior mean", "94% HDI", "difference"],
                            rows), ""]
 
@@ -77,12 +81,28 @@ def lsat6() -> list[str]:
                             "posterior median", "posterior mean"], rows), ""]
 
 
+def other_seeds(seeds=(1, 2, 3)) -> list[str]:
+    """The gate at default settings under other seeds: whether passing is the settings' doing, not one seed's."""
+    rows = []
+    for spec in ("cfa_correlated.toml", "irt_2pl.toml"):
+        for seed in seeds:
+            started = time.perf_counter()
+            run = bayes_intl.fit(ROOT / "models" / spec, seed=seed)
+            d = run.diagnostics
+            rows.append([spec, str(seed), "passed" if d["passed"] else "MISSED", f"{d['r_hat_max']:.2f}",
+                         f"{d['ess_bulk_min']:.0f}", f"{d['ess_tail_min']:.0f}", str(d["divergences"]),
+                         f"{time.perf_counter() - started:.0f}"])
+    return ["## The gate under other seeds (default settings)", "",
+            markdown_table(["spec", "seed", "gate", "max R-hat", "min ESS bulk", "min ESS tail", "divergences",
+                            "seconds"], rows), ""]
+
+
 def main() -> None:
     lines = ["# Reference suite: the measurement model on public data (full form)", "",
              f"`python benchmarks/references.py`, {datetime.date.today()}, {os.cpu_count()} cores, nothing else "
              "running; seed 20150601; each spec's default sampler settings. Data and reference values: "
              "`tests/data/README.md`. Fast forms: `tests/test_references.py` (in `make test`).", ""]
-    lines += holzinger_swineford() + lsat6()
+    lines += holzinger_swineford() + lsat6() + other_seeds()
     text = "\n".join(lines)
     print(text)
     (ROOT / "benchmarks" / "references.md").write_text(text)

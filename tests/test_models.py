@@ -116,6 +116,8 @@ def test_paper_logit_agrees_with_the_mle(loaded):
     ({"samplr": {}}, "did you mean 'sampler'"),
     ({"sampler": {"chains": "four"}}, "chains must be a positive whole number"),
     ({"sampler": {"backend": "stan"}}, "backend 'stan'"),
+    ({"sampler": {"mass_matrix": "dense"}}, "mass_matrix must be one of diagonal, low_rank"),
+    ({"sampler": {"backend": "pymc", "mass_matrix": "low_rank"}}, "'low_rank' with backend 'nutpie' only"),
     ({"priors": {"intercept": {"dist": "Cauchy", "mu": 0, "sigma": 1}, "slope": {"dist": "Normal", "mu": 0, "sigma": 1}}},
      "unknown distribution 'Cauchy'"),
     ({"priors": {"intercept": {"dist": "Normal", "mu": 0, "sd": 1}, "slope": {"dist": "Normal", "mu": 0, "sigma": 1}}},

@@ -44,6 +44,7 @@ def test_holzinger_swineford_three_correlated_factors_match_lavaan():
 def test_lsat6_one_factor_matches_ltm_2pl():
     run = bayes_intl.fit(ROOT / "models" / "irt_2pl.toml", sampler={"chains": 2, "draws": 1000, "tune": 500}, seed=3)
     assert len(run.data.firms) == 1000 and "second_order_loading" not in run.idata.posterior
+    assert run.record["sampler"]["mass_matrix"] == "low_rank"  # the spec's choice reaches the sampler
     slopes = run.idata.posterior["loading"].median(("chain", "draw")).to_numpy()
     intercepts = run.idata.posterior["intercept_binary"].median(("chain", "draw")).to_numpy()
     assert np.abs(slopes - LTM_DISCRIMINATION).max() < 0.08
