@@ -171,7 +171,8 @@ def _survey_line(survey: dict) -> str:
     """One line on the survey as read: respondents, dropped rows, missing responses, ordinal levels nobody chose."""
     parts = [f"Survey: {survey['respondents']} respondents"]
     if survey["dropped_rows"]:
-        parts.append(f"{len(survey['dropped_rows'])} rows dropped for missing values (listwise)")
+        dropped = len(survey["dropped_rows"])
+        parts.append(f"{dropped} row{'s' if dropped > 1 else ''} dropped for missing values")
     if survey["missing_responses"]:
         parts.append(f"{survey['missing_responses']} missing item responses left out of the likelihood")
     if survey["unused_levels"]:
