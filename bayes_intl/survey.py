@@ -316,7 +316,7 @@ def _check_columns(frame: pd.DataFrame, cb: Codebook, path: Path) -> None:
               if c.column not in derived]
     for what, col in named:
         if col not in frame.columns:
-            raise MismatchError(path, f"{what} '{col}' named in the codebook{did_you_mean(col, frame.columns)}",
+            raise MismatchError(path, f"{what} ('{col}', as the codebook names it){did_you_mean(col, frame.columns)}",
                                 column=col)
     for item in cb.items:
         if item.name not in frame.columns:

@@ -124,7 +124,7 @@ def test_an_ordinal_level_nobody_chose_is_reported_and_fitted():
 def test_a_covariate_the_data_lack_and_a_predictor_nobody_declared_are_refused_by_key(tmp_path):
     codebook = (SURVEYS / "codebook_hs1939_school.toml").read_text().replace('column = "ageyr"', 'column = "age_years"')
     (tmp_path / "codebook.toml").write_text(codebook)
-    with pytest.raises(MismatchError, match=r"column 'age_years'.*the column of covariate 'age' 'age_years' named in the codebook; did you mean 'ageyr'"):
+    with pytest.raises(MismatchError, match=r"column 'age_years'.*the column of covariate 'age' \('age_years', as the codebook names it\); did you mean 'ageyr'"):
         read_survey(DATA / "holzinger_swineford_1939.csv", tmp_path / "codebook.toml")
     spec = (SURVEYS / "hs1939_school.toml").read_text().replace('name = "age"', 'name = "height"')
     spec = spec.replace('codebook = "codebook_hs1939_school.toml"', f'codebook = "{SURVEYS / "codebook_hs1939_school.toml"}"')
