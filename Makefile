@@ -34,7 +34,7 @@ browser:
 # The whole re-analysis, ending with the report's path. QUICK=1 for the one-minute first look;
 # SEARCH=1 reruns the reconstruction search (about 4 minutes) instead of checking the shipped table.
 analysis: $(STAMP)
-	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,)
+	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,) $(if $(STUDY),--study $(STUDY),)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,6 @@
-"""bayes_intl: a Bayesian re-analysis toolkit for a published logit of SME internationalization on CAPINNO.
+"""bayes_intl: a Bayesian re-analysis toolkit for published logistic regressions (first: SME internationalization on CAPINNO).
 
-For scripts: ``bayes_intl.fit``, ``bayes_intl.load``, ``bayes_intl.compare`` and ``bayes_intl.report`` (see api.py).
+For scripts: ``bayes_intl.load_study``, ``run_audit``, ``fit``, ``load``, ``compare`` and ``report`` (see api.py).
 """
 
 __version__ = "0.1.0"
@@ -25,6 +25,6 @@ def _configure_blas() -> None:
 
 _configure_blas()
 
-from .api import compare, fit, load, report  # noqa: E402  (after the BLAS setting, before any PyTensor import)
+from .api import compare, fit, load, load_study, report, run_audit  # noqa: E402  (after the BLAS setting, before any PyTensor import)
 
-__all__ = ["compare", "fit", "load", "report"]
+__all__ = ["compare", "fit", "load", "load_study", "report", "run_audit"]

@@ -1,4 +1,4 @@
-"""The Python API for analysis scripts and notebooks: ``fit``, ``load``, ``compare`` and ``report``.
+"""The Python API for analysis scripts and notebooks: ``load_study``, ``run_audit``, ``fit``, ``load``, ``compare``, ``report``.
 
 The same objects the commands print: ``fit`` and ``load`` return a ``FittedRun`` (its ``idata`` for
 ``arviz.plot_*``, its ``table5`` and ``coefficients`` as DataFrames), ``compare`` the PSIS-LOO table,
@@ -20,9 +20,11 @@ def _quiet():
 
 
 def fit(spec, *, data=None, codebook=None, seed: int = 20150601, quick: bool = False, sampler: dict | None = None,
-        out=None, progress: bool = False):
+        out=None, progress: bool = False, study=None):
     """Fit a model specification (a ``models/*.toml`` path or a Spec) and return its ``FittedRun``.
 
+    ``study``: a published logit to re-analyse (a shipped study's name such as ``"titanic"``, a study
+    file, or a Study): the model takes its predictors and, by default, its reconstruction as data.
     ``data``: a data file (default: what the spec names); ``codebook``: the codebook of a survey file;
     ``sampler``: changes to the spec's sampler settings, e.g. ``{"draws": 200, "tune": 200}``;
     ``out``: a folder to save the run in (``<out>/<run id>/``), as ``bayes-intl fit`` does.
@@ -31,7 +33,22 @@ def fit(spec, *, data=None, codebook=None, seed: int = 20150601, quick: bool = F
 
     with _quiet():
         return fit_run(spec, data=data, codebook=codebook, seed=seed, quick=quick, sampler=sampler, out=out,
-                       progress=progress, command="bayes_intl.fit (Python API)")
+                       progress=progress, command="bayes_intl.fit (Python API)", study=study)
+
+
+def load_study(name_or_path=None):
+    """A study (default: the Sonora paper): its predictors, coding and printed figures (``.figures``)."""
+    from .study import load_study as load
+
+    return load(name_or_path)
+
+
+def run_audit(study=None):
+    """The rounding-aware audit of a study's printed figures (``records``, ``joint``, ``summary``)."""
+    from .audit import run_audit as audit
+    from .study import Study
+
+    return audit(study if isinstance(study, Study) else load_study(study))
 
 
 def load(folder):

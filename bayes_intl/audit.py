@@ -1,4 +1,4 @@
-"""Rounding-aware audit of the paper's figures.
+"""Rounding-aware audit of a study's published figures.
 
 A figure printed to k decimals stands for an interval of +/- half a unit in its last place.
 Each derived figure is recomputed from the intervals of the figures it derives from, by
@@ -20,10 +20,9 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit, logit
 
-from .paper import TABLE4_TERMS, Figure, PaperFigures, load_paper, table5_cells, table5_id
+from .study import CONSTANT, Figure, Predicted, Study, load_study
 
 Z975 = float(stats.norm.ppf(0.975))  # SPSS uses the exact quantile, 1.959964...
-TABLE5_COEF = ("Capinno", "Activity", "Size")  # cell codes (capinno, activity, size) multiply these
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class JointTerm:
 
 @dataclass(frozen=True)
 class JointRegion:
-    model: str  # "step0" (Table 2) or "step1" (Tables 4, 5, equation 2, text)
+    model: str  # "step0" (the constant-only block) or "step1" (the coefficients with the predicted probabilities)
     feasible: bool
     terms: list[JointTerm]
     constraints: int
@@ -96,81 +95,135 @@ def _sig(wald: float) -> float:
     return float(stats.chi2.sf(wald, 1))
 
 
-def _counts_records(paper: PaperFigures) -> list[AuditRecord]:
-    v = paper.value
-    no, yes = v("table3.no.no") + v("table3.no.yes"), v("table3.yes.no") + v("table3.yes.yes")
-    n_cells = no + yes
-    out = [
-        _record(paper["sample.n"], v("sample.IT") + v("sample.MM"), v("sample.IT") + v("sample.MM"),
-                f"IT + MM = {v('sample.IT'):.0f} + {v('sample.MM'):.0f}; Table 3's four cells also sum to {n_cells:.0f}"),
-        _record(paper["frame.N"], v("frame.IT") + v("frame.MM"), v("frame.IT") + v("frame.MM"), "IT + MM in the frame"),
-    ]
-    b_lo, b_hi = paper["table2.Constant.b"].interval
-    out.append(_record(paper["sample.internationalized"], no * math.exp(b_lo), no * math.exp(b_hi),
-                       f"76 x exp(B) with Table 2's B = {paper['table2.Constant.b'].printed}; Table 3: 13 + 27 = {yes:.0f}"))
+def _classification_counts(study: Study) -> dict[str, float] | None:
+    if study.classification is None:
+        return None
+    return {k: study.value(f"{study.classification}.{k.replace('_', '.')}") for k in ("no_no", "no_yes", "yes_no", "yes_yes")}
+
+
+def _margin_records(study: Study) -> list[AuditRecord]:
+    """The sample size against the levels' counts, sums of text figures, and the outcome count against
+    the constant-only B."""
+    out = []
+    counts = _classification_counts(study)
+    total = next((m for m in study.margins if m.predictor is None and m.outcome is None), None)
+    if total is not None:
+        by_level: dict[str, list] = {}
+        for m in study.margins:
+            if m.predictor is not None:
+                by_level.setdefault(m.predictor, []).append(m)
+        complete = [ms for name, ms in by_level.items() if len(ms) == len(study.predictor(name).labels)]
+        also = f"; {study[study.classification + '.no.no'].table}'s four cells also sum to {sum(counts.values()):.0f}" \
+            if counts else ""
+        if complete:
+            ms = complete[0]
+            value = sum(study.value(m.id) for m in ms)
+            note = (f"{' + '.join(m.level for m in ms)} = {' + '.join(study[m.id].printed for m in ms)}" + also)
+            out.append(_record(study[total.id], value, value, note))
+        elif counts:
+            value = sum(counts.values())
+            out.append(_record(study[total.id], value, value, also[2:].replace(" also", "")))
+    for check in study.checks:
+        if check.kind == "sum":
+            value = sum(study.value(fid) for fid in check.fields["of"])
+            out.append(_record(study[check.fields["figure"]], value, value, str(check.fields.get("note", ""))))
+    yes = next((m for m in study.margins if m.outcome == "yes"), None)
+    if yes is not None and counts and study.constant_only:
+        b = study[f"{study.constant_only}.b"]
+        no = counts["no_no"] + counts["no_yes"]
+        table = study[study.classification + ".no.no"].table
+        out.append(_record(study[yes.id], no * math.exp(b.interval[0]), no * math.exp(b.interval[1]),
+                           f"{no:.0f} x exp(B) with {b.table}'s B = {b.printed}; {table}: "
+                           f"{counts['yes_no']:.0f} + {counts['yes_yes']:.0f} = {counts['yes_no'] + counts['yes_yes']:.0f}"))
     return out
 
 
-def _table2_records(paper: PaperFigures) -> list[AuditRecord]:
-    """Step 0 from the counts alone: B = ln(y / (n - y)), SE = sqrt(1/y + 1/(n - y))."""
-    y = paper.value("table3.yes.no") + paper.value("table3.yes.yes")
-    n = paper.value("sample.n")
+def _constant_only_records(study: Study) -> list[AuditRecord]:
+    """The constant-only block from the counts alone: B = ln(y / (n - y)), SE = sqrt(1/y + 1/(n - y))."""
+    counts = _classification_counts(study)
+    if study.constant_only is None or counts is None:
+        return []
+    y = counts["yes_no"] + counts["yes_yes"]
+    n = sum(counts.values())
     b = math.log(y / (n - y))
     se = math.sqrt(1 / y + 1 / (n - y))
-    note = f"from the counts: {y:.0f} internationalized of {n:.0f}"
+    note = f"from the counts: {y:.0f} {study.outcome} of {n:.0f}"
     values = {"b": b, "se": se, "wald": _wald(b, se), "sig": _sig(_wald(b, se)), "exp_b": math.exp(b)}
-    return [_record(paper[f"table2.Constant.{k}"], x, x, note) for k, x in values.items()]
+    return [_record(study[f"{study.constant_only}.{k}"], x, x, note) for k, x in values.items()
+            if f"{study.constant_only}.{k}" in study]
 
 
-def _table3_records(paper: PaperFigures) -> list[AuditRecord]:
-    v = paper.value
-    no_no, no_yes, yes_no, yes_yes = v("table3.no.no"), v("table3.no.yes"), v("table3.yes.no"), v("table3.yes.yes")
+def _classification_records(study: Study) -> list[AuditRecord]:
+    counts = _classification_counts(study)
+    if counts is None:
+        return []
+    no_no, no_yes, yes_no, yes_yes = (counts[k] for k in ("no_no", "no_yes", "yes_no", "yes_yes"))
+    n = no_no + no_yes + yes_no + yes_yes
     pcts = {
-        "table3.no.pct": (100 * no_no / (no_no + no_yes), "specificity = 65 / (65 + 11)"),
-        "table3.yes.pct": (100 * yes_yes / (yes_no + yes_yes), "sensitivity = 27 / (13 + 27)"),
-        "table3.overall.pct": (100 * (no_no + yes_yes) / (no_no + no_yes + yes_no + yes_yes), "(65 + 27) / 116"),
+        "no.pct": (100 * no_no / (no_no + no_yes), f"specificity = {no_no:.0f} / ({no_no:.0f} + {no_yes:.0f})"),
+        "yes.pct": (100 * yes_yes / (yes_no + yes_yes), f"sensitivity = {yes_yes:.0f} / ({yes_no:.0f} + {yes_yes:.0f})"),
+        "overall.pct": (100 * (no_no + yes_yes) / n, f"({no_no:.0f} + {yes_yes:.0f}) / {n:.0f}"),
     }
-    return [_record(paper[k], x, x, note) for k, (x, note) in pcts.items()]
+    return [_record(study[f"{study.classification}.{k}"], x, x, note) for k, (x, note) in pcts.items()
+            if f"{study.classification}.{k}" in study]
 
 
-def _table4_records(paper: PaperFigures) -> list[AuditRecord]:
+def _coefficient_records(study: Study) -> list[AuditRecord]:
     out = []
-    for term in TABLE4_TERMS:
-        f = lambda col: paper.get(f"table4.{term}.{col}")  # noqa: E731
+    for term in study.terms:
+        f = lambda col: study.get(f"{term.id}.{col}")  # noqa: E731
         b, se = f("b").interval, f("se").interval
-        lo, hi = corner_range(_wald, b, se)
-        out.append(_record(f("wald"), lo, hi, "(B / SE)^2 from printed B and SE"))
-        wlo, whi = f("wald").interval
-        slo, shi = corner_range(_sig, (wlo, whi))
+        if f("wald") is not None:
+            out.append(_record(f("wald"), *corner_range(_wald, b, se), "(B / SE)^2 from printed B and SE"))
         via_b = corner_range(lambda bb, ss: _sig(_wald(bb, ss)), b, se)
-        out.append(_record(f("sig"), slo, shi,
-                           f"chi-square(1) tail of the printed Wald; from B and SE: [{via_b[0]:.5f}, {via_b[1]:.5f}]"))
-        out.append(_record(f("exp_b"), *corner_range(math.exp, b), "exp(B)"))
+        if f("sig") is not None:
+            if f("wald") is not None:
+                slo, shi = corner_range(_sig, f("wald").interval)
+                out.append(_record(f("sig"), slo, shi, f"chi-square(1) tail of the printed Wald; from B and SE: "
+                                                       f"[{via_b[0]:.5f}, {via_b[1]:.5f}]"))
+            else:
+                out.append(_record(f("sig"), *via_b, "chi-square(1) tail of (B / SE)^2"))
+        if f("exp_b") is not None:
+            out.append(_record(f("exp_b"), *corner_range(math.exp, b), "exp(B)"))
         if f("ci_lower") is not None:
             out.append(_record(f("ci_lower"), *corner_range(lambda bb, ss: math.exp(bb - Z975 * ss), b, se),
                                "exp(B - 1.96 SE)"))
+        if f("ci_upper") is not None:
             out.append(_record(f("ci_upper"), *corner_range(lambda bb, ss: math.exp(bb + Z975 * ss), b, se),
                                "exp(B + 1.96 SE)"))
     return out
 
 
-def _linear_predictor_range(paper: PaperFigures, codes: tuple[int, int, int]) -> tuple[float, float]:
-    s, c, a = codes
-    boxes = [paper[f"table4.{t}.b"].interval for t in ("Constant", "Capinno", "Activity", "Size")]
-    return corner_range(lambda b0, bc, ba, bs: b0 + bc * c + ba * a + bs * s, *boxes)
+def _design_row(study: Study, cell: Predicted) -> np.ndarray:
+    import pandas as pd
+
+    return study.design_matrix(pd.DataFrame([dict(cell.at)]), labels=True)[0]
 
 
-def _table5_records(paper: PaperFigures) -> list[AuditRecord]:
+def _linear_predictor_range(study: Study, x: np.ndarray) -> tuple[float, float]:
+    """Range of Constant + sum of B x over the box of printed B (summed in that order, left to right)."""
+    order = sorted(range(len(study.terms)), key=lambda i: study.terms[i].term != CONSTANT)
+    boxes = [study[f"{study.terms[i].id}.b"].interval for i in order]
+    xs = [float(x[i]) for i in order]
+
+    def eta(*b: float) -> float:
+        total = b[0] * xs[0]
+        for bb, xx in zip(b[1:], xs[1:]):
+            total = total + bb * xx
+        return total
+
+    return corner_range(eta, *boxes)
+
+
+def _predicted_records(study: Study) -> list[AuditRecord]:
     out = []
-    for size, level, act, codes in table5_cells():
-        lo, hi = _linear_predictor_range(paper, codes)
-        s, c, a = codes
-        note = f"logistic(Constant + {c} Capinno + {a} Activity + {s} Size) with Table 4's B"
-        out.append(_record(paper[table5_id(size, level, act)], expit(lo), expit(hi), note))
-    small_average = {"equation2.p": (1, 1, 1), "text.small_MM_average.p": (1, 1, 0)}
-    for fid, codes in small_average.items():
-        lo, hi = _linear_predictor_range(paper, codes)
-        out.append(_record(paper[fid], expit(lo), expit(hi), "small firm, intermediate capabilities, Table 4's B"))
+    table = study.coefficient_table
+    for cell in study.predicted:
+        x = _design_row(study, cell)
+        lo, hi = _linear_predictor_range(study, x)
+        parts = [f"{x[i]:.0f} {study.printed_term(t.term)}" for i, t in enumerate(study.terms) if t.term != CONSTANT]
+        note = cell.note or f"logistic(Constant + {' + '.join(parts)}) with {table}'s B"
+        out.append(_record(study[cell.id], expit(lo), expit(hi), note))
     return out
 
 
@@ -180,38 +233,58 @@ def sample_size(population: float, *, z: float, e: float, p: float) -> float:
     return population * z**2 * p * q / (population * e**2 + z**2 * p * q)
 
 
-def _design_records(paper: PaperFigures) -> list[AuditRecord]:
-    z, e, p = paper.value("equation1.z"), paper.value("equation1.e"), paper.value("equation1.p")
-    n0 = sample_size(paper.value("frame.N"), z=z, e=e, p=p)
-    n0_strata = [sample_size(paper.value(f"frame.{s}"), z=z, e=e, p=p) for s in ("IT", "MM")]
-    n = paper.value("sample.n")
-    fig = paper["sample.n"]
-    note = (f"Equation 1 for N = 672, z = 1.96, e = 0.10, p = q = 0.5 gives n0 = {n0:.2f} before correction; "
-            f"the achieved n = 116 implies f = {n / n0:.3f} (a {100 * (n / n0 - 1):.0f}% allowance for error and "
-            f"non-response). Per stratum n0 = {n0_strata[0]:.1f} (IT) + {n0_strata[1]:.1f} (MM) = "
-            f"{sum(n0_strata):.1f}, more than 116, so the sample was not sized per sector.")
-    record = AuditRecord("equation1.n", fig.value, fig.printed, n, n, n0, n0, bool(n >= n0), note,
-                         "Section 3.2, Equation 1")
-    return [record]
+def _sample_size_record(study: Study, check) -> AuditRecord:
+    c = check.fields
+    z, e, p = study.value(c["z"]), study.value(c["e"]), study.value(c["p"])
+    big_n = study.value(c["population"])
+    n0 = sample_size(big_n, z=z, e=e, p=p)
+    fig = study[c["sample"]]
+    n = fig.value
+    note = (f"{c.get('name', 'the sample-size formula')} for N = {big_n:.0f}, z = {study[c['z']].printed}, "
+            f"e = {study[c['e']].printed}, p = q = {study[c['p']].printed} gives n0 = {n0:.2f} before correction; "
+            f"the achieved n = {n:.0f} implies f = {n / n0:.3f} (a {100 * (n / n0 - 1):.0f}% allowance for error and "
+            f"non-response).")
+    strata = list(c.get("strata", []))
+    if strata:
+        n0s = [sample_size(study.value(s), z=z, e=e, p=p) for s in strata]
+        parts = " + ".join(f"{v:.1f} ({study[s].column})" for v, s in zip(n0s, strata))
+        verdict = f"more than {n:.0f}, so the sample was not sized per stratum" if sum(n0s) > n else \
+            f"no more than {n:.0f}"
+        note += f" Per stratum n0 = {parts} = {sum(n0s):.1f}, {verdict}."
+    return AuditRecord(str(c["id"]), fig.value, fig.printed, n, n, n0, n0, bool(n >= n0), note,
+                       str(c.get("source", fig.source)))
 
 
-def _link_record(paper: PaperFigures) -> AuditRecord:
-    """Does a probit link with the printed coefficients reproduce Table 5? (The text says 'Probit'.)"""
+def _link_record(study: Study) -> list[AuditRecord]:
+    """Does the link the text names (e.g. 'Probit') reproduce the predicted probabilities?"""
+    stated = study.stated_link.get("")
+    if not stated or not study.predicted:
+        return []
+    cdfs = {"probit": stats.norm.cdf, "logit": expit}
     reproduced = {"probit": 0, "logit": 0}
-    for size, level, act, codes in table5_cells():
-        lo, hi = _linear_predictor_range(paper, codes)
-        plo, phi = paper[table5_id(size, level, act)].interval
-        for link, cdf in (("probit", stats.norm.cdf), ("logit", expit)):
+    for cell in study.predicted:
+        lo, hi = _linear_predictor_range(study, _design_row(study, cell))
+        plo, phi = study[cell.id].interval
+        for link, cdf in cdfs.items():
             if cdf(lo) <= phi and cdf(hi) >= plo:
                 reproduced[link] += 1
-    micro_low_mm = stats.norm.cdf(paper.value("table4.Constant.b"))
-    note = (f"the text calls the model 'logistic regression -Probit-'; with a probit link the printed B "
-            f"reproduce {reproduced['probit']} of 18 Table 5 cells (e.g. micro/low/MM: Phi(-2.193) = "
-            f"{micro_low_mm:.3f} against 0.10), with a logit link {reproduced['logit']} of 18. The published "
-            f"arithmetic (Exp(B) as odds ratios, equation 2) is a logit; 'Probit' is a mislabel.")
-    n = reproduced["probit"]
-    return AuditRecord("text.link", None, "Probit", None, None, float(n), float(n), n == 18, note,
-                       "Section 3.2 text ('logistic regression -Probit-')")
+    total = len(study.predicted)
+    slopes = [i for i, t in enumerate(study.terms) if t.term != CONSTANT]
+    base = next((c for c in study.predicted if not _design_row(study, c)[slopes].any()), study.predicted[0])
+    constant = study[f"{study.term(CONSTANT).id}.b"]
+    fig = study[base.id]
+    stated_key = stated.lower()
+    other = "logit" if stated_key == "probit" else "probit"
+    example = (f"{fig.row.replace(' / ', '/')}/{fig.column}: {'Phi' if stated_key == 'probit' else 'logistic'}"
+               f"({constant.printed}) = {cdfs.get(stated_key, expit)(constant.value):.3f} against {fig.printed}")
+    quote = study.stated_link.get("_quote", stated)
+    n = reproduced.get(stated_key, 0)
+    note = (f"the text calls the model '{quote}'; with a {stated_key} link the printed B reproduce {n} of {total} "
+            f"predicted probabilities (e.g. {example}), with a {other} link {reproduced[other]} of {total}.")
+    if n < total and reproduced[other] == total:
+        note += f" The published arithmetic is a {other}; '{stated}' is a mislabel."
+    source = study.stated_link.get("_source", "the paper's text")
+    return [AuditRecord("text.link", None, stated, None, None, float(n), float(n), n == total, note, source)]
 
 
 # ---------------------------------------------------------------- joint region (linear programme)
@@ -224,8 +297,7 @@ class _Constraint:
     high: float
 
 
-def _coefficient_constraints(paper: PaperFigures, prefix: str, term: str, b_at: int, se_at: int,
-                             width: int) -> list[_Constraint]:
+def _coefficient_constraints(study: Study, prefix: str, b_at: int, se_at: int, width: int) -> list[_Constraint]:
     """Printed B, SE, Wald, Sig, Exp(B), CI bounds of one term, each as low <= a.x <= high."""
     def unit(*pairs):
         a = np.zeros(width)
@@ -233,22 +305,24 @@ def _coefficient_constraints(paper: PaperFigures, prefix: str, term: str, b_at: 
             a[i] = w
         return a
 
-    get = lambda col: paper.get(f"{prefix}.{term}.{col}")  # noqa: E731
+    get = lambda col: study.get(f"{prefix}.{col}")  # noqa: E731
     b_fig = get("b")
     sign = 1.0 if b_fig.value > 0 else -1.0
     out = [_Constraint(b_fig.id, unit((b_at, 1)), *b_fig.interval),
            _Constraint(get("se").id, unit((se_at, 1)), *get("se").interval)]
     # |B| / SE in [sqrt(W_lo), sqrt(W_hi)]  <=>  |B| - r SE between 0 and 0, as two one-sided rows.
-    walds = [(get("wald").id, get("wald").interval)]
-    slo, shi = get("sig").interval
-    w_from_sig = (float(stats.chi2.isf(shi, 1)), float(stats.chi2.isf(slo, 1)) if slo > 0 else math.inf)
-    walds.append((get("sig").id, w_from_sig))
+    walds = [(get("wald").id, get("wald").interval)] if get("wald") is not None else []
+    if get("sig") is not None:
+        slo, shi = get("sig").interval
+        walds.append((get("sig").id, (float(stats.chi2.isf(shi, 1)), float(stats.chi2.isf(slo, 1)) if slo > 0
+                                      else math.inf)))
     for name, (wlo, whi) in walds:
         out.append(_Constraint(name, unit((b_at, sign), (se_at, -math.sqrt(wlo))), 0.0, math.inf))
         if math.isfinite(whi):
             out.append(_Constraint(name, unit((b_at, sign), (se_at, -math.sqrt(whi))), -math.inf, 0.0))
-    elo, ehi = get("exp_b").interval
-    out.append(_Constraint(get("exp_b").id, unit((b_at, 1)), math.log(elo), math.log(ehi)))
+    if get("exp_b") is not None:
+        elo, ehi = get("exp_b").interval
+        out.append(_Constraint(get("exp_b").id, unit((b_at, 1)), math.log(max(elo, 1e-300)), math.log(ehi)))
     for col, z in (("ci_lower", -Z975), ("ci_upper", Z975)):
         fig = get(col)
         if fig is not None:
@@ -297,36 +371,45 @@ def _solve_region(model: str, terms: Sequence[str], constraints: list[_Constrain
     return JointRegion(model, feasible, result_terms, len(constraints), note)
 
 
-def joint_region(paper: PaperFigures) -> list[JointRegion]:
-    """The (B, SE) boxes consistent with every printed figure of Table 2, and of Tables 4-5 at once."""
-    step0 = _solve_region("step0", ["Constant"], _coefficient_constraints(paper, "table2", "Constant", 0, 1, 2),
-                          "Table 2: B, SE, Wald, Sig, Exp(B)")
-    terms = list(TABLE4_TERMS)
+def joint_region(study: Study) -> list[JointRegion]:
+    """The (B, SE) boxes consistent with every printed figure of the constant-only block, and of the
+    coefficients and predicted probabilities at once."""
+    regions = []
+    if study.constant_only is not None and f"{study.constant_only}.se" in study:
+        table = study[f"{study.constant_only}.b"].table
+        regions.append(_solve_region("step0", [CONSTANT], _coefficient_constraints(study, study.constant_only, 0, 1, 2),
+                                     f"{table}: B, SE, Wald, Sig, Exp(B)"))
+    terms = [study.printed_term(t.term) for t in study.terms]
     width = 2 * len(terms)
     constraints = []
-    for k, term in enumerate(terms):
-        constraints += _coefficient_constraints(paper, "table4", term, k, len(terms) + k, width)
-    cells = [(table5_id(*cell[:3]), cell[3]) for cell in table5_cells()]
-    cells += [("equation2.p", (1, 1, 1)), ("text.small_MM_average.p", (1, 1, 0))]
-    index = {t: i for i, t in enumerate(terms)}
-    for fid, (s, c, a) in cells:
+    for k, term in enumerate(study.terms):
+        constraints += _coefficient_constraints(study, term.id, k, len(terms) + k, width)
+    for cell in study.predicted:
         coef = np.zeros(width)
-        coef[index["Constant"]], coef[index["Capinno"]], coef[index["Activity"]], coef[index["Size"]] = 1, c, a, s
-        plo, phi = paper[fid].interval
-        constraints.append(_Constraint(fid, coef, float(logit(plo)), float(logit(phi))))
-    step1 = _solve_region("step1", terms, constraints,
-                          "Table 4 (B, SE, Wald, Sig, Exp(B), CI) with all 18 Table 5 cells, equation 2 and the 0.60")
-    return [step0, step1]
+        coef[: len(terms)] = _design_row(study, cell)
+        plo, phi = study[cell.id].interval
+        constraints.append(_Constraint(cell.id, coef, float(logit(plo)), float(logit(phi))))
+    tables: dict[str, int] = {}
+    for cell in study.predicted:
+        tables[study[cell.id].table] = tables.get(study[cell.id].table, 0) + 1
+    parts = [f"all {n} cells of {t}" if n > 1 else t for t, n in tables.items()]
+    with_cells = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""
+    note = f"{study.coefficient_table} (B, SE, Wald, Sig, Exp(B), CI)" + (f" with {with_cells}" if tables else "")
+    regions.append(_solve_region("step1", terms, constraints, note))
+    return regions
 
 
-def run_audit(paper: PaperFigures | None = None) -> AuditResult:
+def run_audit(study: Study | None = None) -> AuditResult:
     """Recompute every derivable published figure and the joint (B, SE) region."""
-    paper = paper if paper is not None else load_paper()
-    records = (_counts_records(paper) + _table2_records(paper) + _table3_records(paper)
-               + _table4_records(paper) + _table5_records(paper) + _design_records(paper) + [_link_record(paper)])
-    joint = joint_region(paper)
+    study = study if study is not None else load_study()
+    records = (_margin_records(study) + _constant_only_records(study) + _classification_records(study)
+               + _coefficient_records(study) + _predicted_records(study)
+               + [_sample_size_record(study, c) for c in study.checks if c.kind == "sample_size"]
+               + _link_record(study))
+    joint = joint_region(study)
     inconsistent = [r.id for r in records if not r.consistent]
     summary = {
+        "study": study.id,
         "figures_checked": len(records),
         "consistent": len(records) - len(inconsistent),
         "inconsistent": inconsistent,

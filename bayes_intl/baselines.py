@@ -1,4 +1,5 @@
-"""The paper's frequentist logit refit, SPSS-style (Tables 2-5), with statsmodels.
+"""A study's frequentist logit refit, SPSS-style (its constant-only block, classification table,
+coefficients and predicted probabilities), with statsmodels.
 
 statsmodels is imported here and nowhere else. Cell counts are fitted as a frequency-weighted
 binomial GLM (each cell as an outcome-1 and an outcome-0 row); firm rows are fitted unweighted.
@@ -7,7 +8,9 @@ Both give the same estimates and standard errors on the same data (tested to 1e-
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -15,12 +18,10 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from .data import OUTCOME, OutcomeData
+from .data import OutcomeData
 from .errors import InputError
-from .paper import PaperFigures, load_paper, table5_cells, table5_id
+from .study import Study, load_study
 
-PAPER_FORMULA = f"{OUTCOME} ~ capinno + activity + size"
-SPSS_TERM = {"Intercept": "Constant", "capinno": "Capinno", "activity": "Activity", "size": "Size"}
 FIGURE_COLUMNS = ["id", "table", "row", "column", "value"]
 Z975 = float(stats.norm.ppf(0.975))
 
@@ -40,6 +41,7 @@ class LogitFit:
     tables: pd.DataFrame
     provenance: str
     notes: tuple[str, ...]
+    predicted_table: str = "Table 5"  # the name of the predicted-probability rows in ``tables``
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[self.tables["table"] == name].reset_index(drop=True)
@@ -68,17 +70,28 @@ def _rows(table: str, entries: list[tuple[str, str, str, float]]) -> pd.DataFram
     return pd.DataFrame([(i, table, r, c, float(v)) for i, r, c, v in entries], columns=FIGURE_COLUMNS)
 
 
-def _coefficient_table(table: str, result, *, with_ci: bool) -> pd.DataFrame:
+def _names(study: Study) -> dict[str, str]:
+    """statsmodels' parameter names -> the keys of the study's figure ids (``Capinno``, ``Activity``, ``Constant``)."""
+    key = {t.term: t.id.split(".", 1)[1] for t in study.terms}
+    names = {param: key[term] for param, term in study.patsy_names().items() if term in key}
+    for p in study.predictors:
+        if len(p.terms()) == 1:
+            names.setdefault(p.name, key[p.terms()[0]])
+            names[p.name] = names.get(p.name, key[p.terms()[0]])
+    return names
+
+
+def _coefficient_table(prefix: str, table: str, result, names: dict[str, str], *, with_ci: bool) -> pd.DataFrame:
     entries = []
     for name in result.params.index:
-        term = SPSS_TERM.get(name, name)
+        term = names.get(name, name)
         b, se = result.params[name], result.bse[name]
         with np.errstate(over="ignore"):  # a separated term's odds ratio and CI overflow to inf
             wald = (b / se) ** 2
             values = {"b": b, "se": se, "wald": wald, "df": 1, "sig": stats.chi2.sf(wald, 1), "exp_b": np.exp(b)}
             if with_ci and term != "Constant":
                 values |= {"ci_lower": np.exp(b - Z975 * se), "ci_upper": np.exp(b + Z975 * se)}
-        entries += [(f"{table.lower().replace(' ', '')}.{term}.{col}", term, col, v) for col, v in values.items()]
+        entries += [(f"{prefix}.{term}.{col}", term, col, v) for col, v in values.items()]
     return _rows(table, entries)
 
 
@@ -95,49 +108,60 @@ def _constant_outcome_note(long: pd.DataFrame, outcome: str) -> list[str]:
     return []
 
 
-def _classification(long: pd.DataFrame, outcome: str, p: np.ndarray, cut: float) -> pd.DataFrame:
-    predicted = p > cut
+def _classification(long: pd.DataFrame, outcome: str, p: np.ndarray, study: Study) -> pd.DataFrame:
+    predicted = p > study.cut
     w, y = long["weight"].to_numpy(), long[outcome].to_numpy() == 1
     no_no, no_yes = w[~y & ~predicted].sum(), w[~y & predicted].sum()
     yes_no, yes_yes = w[y & ~predicted].sum(), w[y & predicted].sum()
-    return _rows("Table 3", [
-        ("table3.no.no", "observed No", "predicted No", no_no),
-        ("table3.no.yes", "observed No", "predicted Yes", no_yes),
-        ("table3.yes.no", "observed Yes", "predicted No", yes_no),
-        ("table3.yes.yes", "observed Yes", "predicted Yes", yes_yes),
-        ("table3.no.pct", "observed No", "% correct (specificity)", 100 * no_no / max(no_no + no_yes, 1)),
-        ("table3.yes.pct", "observed Yes", "% correct (sensitivity)", 100 * yes_yes / max(yes_no + yes_yes, 1)),
-        ("table3.overall.pct", "overall", "% correct", 100 * (no_no + yes_yes) / w.sum()),
+    prefix = study.classification or "classification"
+    table = study[f"{prefix}.no.no"].table if study.classification else "Classification table"
+    return _rows(table, [
+        (f"{prefix}.no.no", "observed No", "predicted No", no_no),
+        (f"{prefix}.no.yes", "observed No", "predicted Yes", no_yes),
+        (f"{prefix}.yes.no", "observed Yes", "predicted No", yes_no),
+        (f"{prefix}.yes.yes", "observed Yes", "predicted Yes", yes_yes),
+        (f"{prefix}.no.pct", "observed No", "% correct (specificity)", 100 * no_no / max(no_no + no_yes, 1)),
+        (f"{prefix}.yes.pct", "observed Yes", "% correct (sensitivity)", 100 * yes_yes / max(yes_no + yes_yes, 1)),
+        (f"{prefix}.overall.pct", "overall", "% correct", 100 * (no_no + yes_yes) / w.sum()),
     ])
 
 
-def table5_grid() -> pd.DataFrame:
-    """The 18 Table 5 cells as predictor codes, in the paper's order."""
-    rows = [(table5_id(size, level, act), size, level, act, s, c, a) for size, level, act, (s, c, a) in table5_cells()]
-    return pd.DataFrame(rows, columns=["id", "size_name", "level", "activity_name", "size", "capinno", "activity"])
+def study_grid(study: Study | None = None) -> pd.DataFrame:
+    """The study's main predicted-probability table as cells: id, each predictor's code and ``<name>_label``."""
+    study = study if study is not None else load_study()
+    rows = [{"id": c.id, **study.at_codes(c.at), **{f"{k}_label": v for k, v in c.at.items()}}
+            for c in study.table_cells()]
+    names = [p.name for p in study.predictors]
+    return pd.DataFrame(rows, columns=["id", *names, *(f"{n}_label" for n in names)])
 
 
-def _table5(result, grid: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Predicted probabilities at the paper's Table 5 cells, or at ``grid``'s cells (rows named by its id)."""
+def _predicted(result, study: Study, grid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Predicted probabilities at the study's table cells, or at ``grid``'s cells (rows named by its id)."""
     if grid is not None:
-        return _rows("Table 5", [(i, i, "", v) for i, v in zip(grid["id"], np.asarray(result.predict(grid)))])
-    grid = table5_grid()
+        table = study.predicted_table or "Predicted probabilities"
+        return _rows(table, [(i, i, "", v) for i, v in zip(grid["id"], np.asarray(result.predict(grid)))])
+    cells = study.table_cells()
+    if not cells:
+        return pd.DataFrame(columns=FIGURE_COLUMNS)
+    grid = study_grid(study)
     try:
         p = np.asarray(result.predict(grid))
-    except Exception:  # a formula over other variables has no Table 5
+    except Exception:  # a formula over other variables has no predicted-probability table
         return pd.DataFrame(columns=FIGURE_COLUMNS)
-    return _rows("Table 5", [(i, f"{s} / {lv}", a, v) for i, s, lv, a, v in
-                             zip(grid["id"], grid["size_name"], grid["level"], grid["activity_name"], p)])
+    return _rows(study[cells[0].id].table, [(c.id, study[c.id].row, study[c.id].column, v) for c, v in zip(cells, p)])
 
 
-def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0.5,
+def fit_logit(data: OutcomeData, *, study: Study | None = None, formula: str | None = None,
               grid: pd.DataFrame | None = None) -> LogitFit:
-    """Fit the logit ``formula`` (default: the paper's) and build Tables 2-5 as SPSS prints them.
+    """Fit the logit ``formula`` (default: the study's) and build its tables as SPSS prints them.
 
     ``formula`` is a statsmodels/patsy formula over the data's columns, e.g.
-    ``internationalized ~ capinno + activity + C(size)`` for size as two dummies. Table 5 is predicted
-    at the paper's cells, or at ``grid``'s (a frame of predictor values with an ``id`` column).
+    ``internationalized ~ capinno + activity + C(size)`` for size as two dummies. The predicted
+    probabilities are at the study's table cells, or at ``grid``'s (a frame of predictor values with
+    an ``id`` column). Terms are named by the study's figure ids (``Capinno``, ``Activity``, ``Constant``).
     """
+    study = study if study is not None else load_study()
+    formula = formula or study.formula()
     outcome = _outcome_of(formula)
     long = data.weighted(outcome)
     if outcome not in long.columns:
@@ -148,34 +172,37 @@ def fit_logit(data: OutcomeData, *, formula: str = PAPER_FORMULA, cut: float = 0
     except Exception as exc:  # patsy/formulaic name the missing variable
         raise InputError(data.source, f"columns for every variable in the formula {formula!r} ({exc})") from None
     p = np.asarray(full.predict(long))
+    names = _names(study)
+    coef_prefix = study.terms[0].id.split(".", 1)[0]
+    constant_prefix = (study.constant_only or "constant_only.Constant").rsplit(".", 1)[0]
+    constant_table = study[f"{study.constant_only}.b"].table if study.constant_only else "Constant only"
     tables = pd.concat([
-        _coefficient_table("Table 2", null, with_ci=False),
-        _classification(long, outcome, p, cut),
-        _coefficient_table("Table 4", full, with_ci=True),
-        _table5(full, grid),
+        _coefficient_table(constant_prefix, constant_table, null, names, with_ci=False),
+        _classification(long, outcome, p, study),
+        _coefficient_table(coef_prefix, study.coefficient_table, full, names, with_ci=True),
+        _predicted(full, study, grid),
     ], ignore_index=True)
     return LogitFit(
         formula=formula,
-        params=full.params.rename(SPSS_TERM),
-        bse=full.bse.rename(SPSS_TERM),
-        cov=full.cov_params().rename(index=SPSS_TERM, columns=SPSS_TERM),
+        params=full.params.rename(names),
+        bse=full.bse.rename(names),
+        cov=full.cov_params().rename(index=names, columns=names),
         minus2ll=float(-2 * full.llf),
         minus2ll_null=float(-2 * null.llf),
         n_firms=int(long["weight"].sum()),
         converged=bool(full.converged),
         tables=tables,
         provenance=data.provenance,
-        notes=tuple(_constant_outcome_note(long, outcome) + separation_notes(full.bse.rename(SPSS_TERM))),
+        notes=tuple(_constant_outcome_note(long, outcome) + separation_notes(full.bse.rename(names))),
+        predicted_table=study.predicted_table or "Predicted probabilities",
     )
 
 
-def published_tables(paper: PaperFigures | None = None) -> pd.DataFrame:
-    """Tables 2-5 as printed, in the same tidy schema as a refit (plus ``decimals``)."""
-    paper = paper if paper is not None else load_paper()
-    rows = []
-    for fig in paper.values():
-        if fig.id.split(".")[0] in ("table2", "table3", "table4", "table5"):
-            rows.append((fig.id, fig.table, fig.row, fig.column, fig.value, fig.decimals if fig.kind == "decimal" else 0))
+def published_tables(study: Study | None = None) -> pd.DataFrame:
+    """The study's logit tables as printed, in the same tidy schema as a refit (plus ``decimals``)."""
+    study = study if study is not None else load_study()
+    rows = [(f.id, f.table, f.row, f.column, f.value, f.decimals if f.kind in ("decimal", "probability") else 0)
+            for f in study.logit_figures()]
     return pd.DataFrame(rows, columns=[*FIGURE_COLUMNS, "decimals"])
 
 
@@ -212,3 +239,122 @@ def holm(p_values) -> np.ndarray:
     from statsmodels.stats.multitest import multipletests
 
     return multipletests(np.asarray(p_values, dtype=float), method="holm")[1]
+
+
+PRINTED_DECIMALS = {"b": 3, "se": 3, "wald": 3, "sig": 3, "exp_b": 3, "ci_lower": 3, "ci_upper": 3, "pct": 1, "p": 2}
+_TABLES = {"constant_only": "Table 2", "classification": "Table 3", "coefficient": "Table 4", "predicted": "Table 5"}
+
+
+def _printed(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # SPSS never prints -0.000
+
+
+def _study_skeleton(raw: dict) -> dict:
+    """A study with every printed figure still to fill (zeros), for the refit to name its rows."""
+    from .study import parse_study
+
+    out = {k: v for k, v in raw.items() if k in ("schema_version", "study", "outcome", "predictor")}
+    out["constant_only"] = {"table": _TABLES["constant_only"], "b": "0", "se": "1"}
+    out["classification"] = {"table": _TABLES["classification"], "cut": "0.5",
+                             **{k: "0" for k in ("no_no", "no_yes", "yes_no", "yes_yes")}}
+    rows = []
+    for p in raw["predictor"]:
+        printed = p.get("printed", p["name"])
+        if p.get("coding", "indicator") == "linear":
+            rows.append({"table": _TABLES["coefficient"], "row": printed, "term": p["name"]})
+        else:
+            others = [lab for lab in p["labels"] if lab != p.get("reference", p["labels"][0])]
+            rows += [{"table": _TABLES["coefficient"], "row": f"{printed}({i})", "term": f"{p['name']}[{lab}]"}
+                     for i, lab in enumerate(others, start=1)]
+    rows.append({"table": _TABLES["coefficient"], "row": "Constant", "term": "Constant"})
+    out["coefficient"] = [{**r, "b": "0", "se": "1"} for r in rows]
+    predicted = []
+    for levels in itertools.product(*[p["labels"] for p in raw["predictor"]]):
+        at = dict(zip([p["name"] for p in raw["predictor"]], levels))
+        predicted.append({"table": _TABLES["predicted"], "row": " / ".join(levels[:-1]) or levels[-1],
+                          "column": levels[-1] if len(levels) > 1 else "P(Y=1)", "at": at, "p": "0"})
+    out["predicted"] = predicted
+    parse_study(out, "<skeleton>")  # refuses a bad skeleton before anything is fitted
+    return out
+
+
+def printed_study(data: OutcomeData, raw: dict) -> dict:
+    """A study file's content printed from the logit fitted to known rows, as SPSS and a paper print it.
+
+    ``raw`` holds the study's [study], [outcome] and [[predictor]] tables (the coding the "paper"
+    used); the result adds the constant-only block, the classification table at 0.5, the
+    coefficients (B, SE, Wald, df, Sig. and Exp(B) to 3 decimals, with the 95% CI), predicted
+    probabilities at every cell (2 decimals) and the sample's margins, all as printed strings.
+    """
+    from .study import parse_study
+
+    out = _study_skeleton(raw)
+    study = parse_study(out, "<skeleton>")
+    fit = fit_logit(data, study=study)
+    values = dict(zip(fit.tables["id"], fit.tables["value"]))
+
+    def fill(entry: dict, prefix: str, columns) -> dict:
+        for col in columns:
+            if f"{prefix}.{col}" in values:
+                value = values[f"{prefix}.{col}"]
+                entry[col] = str(int(value)) if col == "df" else _printed(value, PRINTED_DECIMALS[col])
+        return entry
+
+    fill(out["constant_only"], study.constant_only, ("b", "se", "wald", "df", "sig", "exp_b"))
+    cls = out["classification"]
+    for key in ("no_no", "no_yes", "yes_no", "yes_yes"):
+        cls[key] = str(int(values[f"{study.classification}.{key.replace('_', '.')}"]))
+    for key in ("no_pct", "yes_pct", "overall_pct"):
+        cls[key] = _printed(values[f"{study.classification}.{key.replace('_', '.')}"], PRINTED_DECIMALS["pct"])
+    for entry, term in zip(out["coefficient"], study.terms):
+        fill(entry, term.id, ("b", "se", "wald", "df", "sig", "exp_b", "ci_lower", "ci_upper"))
+    for entry, cell in zip(out["predicted"], study.predicted):
+        entry["p"] = _printed(values[cell.id], PRINTED_DECIMALS["p"])
+    long = data.weighted(study.outcome)
+    w = long["weight"].to_numpy()
+    margins = [{"id": "sample.n", "table": "Sample", "row": f"{study.units} analysed", "column": "count",
+                "count": str(int(w.sum()))}]
+    for p in study.predictors:
+        for lab, code in zip(p.labels, p.codes):
+            margins.append({"id": f"sample.{p.name}.{lab}", "table": "Sample", "row": f"{study.units} analysed",
+                            "column": f"{p.printed} = {lab}", "count": str(int(w[long[p.name] == code].sum())),
+                            "predictor": p.name, "level": lab})
+    margins.append({"id": f"sample.{study.outcome}", "table": "Sample", "row": f"{study.units} analysed",
+                    "column": f"{study.outcome} = 1", "count": str(int(w[long[study.outcome] == 1].sum())),
+                    "outcome": "yes"})
+    out["margin"] = margins
+    parse_study(out, "<printed>")
+    return out
+
+
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} to a study file")
+
+
+def dump_study(raw: Mapping[str, Any], header: str = "") -> str:
+    """A study (as ``study.parse_study`` reads it, e.g. from :func:`printed_study`) as TOML text."""
+    from .study import _KEYS, SCHEMA_VERSION
+
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines.append(f"schema_version = {raw.get('schema_version', SCHEMA_VERSION)}")
+    for key in _KEYS["top"][1:]:
+        if key not in raw:
+            continue
+        entries = raw[key] if isinstance(raw[key], list) else [raw[key]]
+        for entry in entries:
+            lines += ["", f"[[{key}]]" if isinstance(raw[key], list) else f"[{key}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"

@@ -61,12 +61,13 @@ def cmd_audit(args) -> int:
     from .reporting import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows, text_table
 
     out = Path(args.out)
-    result, payload = write_audit(out)
+    result, payload = write_audit(out, args.study)
     if args.json:
         _emit_json(payload)
         return 0
     s = result.summary
-    print("Audit of the paper's published figures (each printed value read as the interval its rounding allows)\n")
+    print(f"Audit of the published figures of {payload['study']['title']} ({payload['study']['id']}; each printed "
+          "value read as the interval its rounding allows)\n")
     print(text_table(AUDIT_HEADERS, audit_rows(result.records)))
     print(f"\n{s['consistent']} of {s['figures_checked']} checks consistent; "
           f"inconsistent: {', '.join(s['inconsistent']) or 'none'}\n")
@@ -83,13 +84,19 @@ def cmd_baseline(args) -> int:
     from .pipeline import write_baseline
     from .reporting import fmt, text_table
 
-    data = read_outcome_data(args.data) if args.data else load_default()
-    fit, comparison, payload = write_baseline(data, Path(args.out), formula=args.formula)
+    if args.study:
+        from .data import read_study_data
+        from .study import load_study
+
+        data = read_study_data(load_study(args.study), args.data)
+    else:
+        data = read_outcome_data(args.data) if args.data else load_default()
+    fit, comparison, payload = write_baseline(data, Path(args.out), formula=args.formula, study=args.study)
     if args.json:
         _emit_json(payload)
         return 0
     print(f"Frequentist logit refit (statsmodels), {fit.formula}")
-    print(f"Data: {data.source}\n      {data.provenance.upper()}; {fit.n_firms} firms\n")
+    print(f"Data: {data.source}\n      {data.provenance.upper()}; {fit.n_firms} cases\n")
     rows = [[r.id, r.row, r.column, fmt(r.published, 3), fmt(r.refit, 3), fmt(r.difference, 3),
              "same" if r.same_when_printed else "differs"] for r in comparison.itertuples()]
     print(text_table(["figure", "row", "column", "published", "refit", "difference", "when printed"], rows))
@@ -107,16 +114,17 @@ def cmd_reconstruct(args) -> int:
     from .reporting import fmt, text_table
 
     payload = write_reconstruction(Path(args.out), search=not args.shipped, seed=args.seed, chains=args.chains,
-                                   steps=args.steps, polish=args.polish, jobs=args.jobs, firms=args.firms)
+                                   steps=args.steps, polish=args.polish, jobs=args.jobs, firms=args.firms,
+                                   study=args.study)
     if args.json:
         _emit_json(payload)
         return 0
     k = payload["k"]
     print(f"{payload['data_provenance']}\nBest cell table (k = {k:.2f}: every B and SE within {k * 0.0005:.4f} of "
-          f"Table 4): {payload['how']}, seed {payload['seed']}\n")
-    print(text_table(["size", "capinno", "activity", "n", "y"],
-                     [[str(row[c]) for c in ("size", "capinno", "activity", "n", "y")] for row in payload["table"]]))
-    print("\nRefit beside Tables 3 and 4")
+          f"the published coefficients): {payload['how']}, seed {payload['seed']}\n")
+    columns = list(payload["table"][0])
+    print(text_table(columns, [[str(row[c]) for c in columns] for row in payload["table"]]))
+    print("\nRefit beside the published classification table and coefficients")
     print(text_table(["figure", "published", "refit", "difference", "when printed"],
                      [[r["id"], fmt(r["published"], 3), fmt(r["refit"], 4), fmt(r["difference"], 4),
                        "same" if r["same_when_printed"] else "differs"] for r in payload["refit_vs_published"]]))
@@ -147,7 +155,8 @@ def _print_outcome_tables(run) -> None:
     from .reporting import fmt, text_table
     from .summaries import table5_labels
 
-    coef, paper, design = run.coefficients, run.data.design.paper, run.data.design
+    coef, design = run.coefficients, run.data.design
+    paper = bool(coef["paper_b"].notna().any())  # the study's printed figures stand beside the posterior
     interval = lambda lo, hi: f"[{fmt(lo, 2)}, {fmt(hi, 2)}]"  # noqa: E731
     print("Coefficients (log-odds): " + ("paper 95% CI, " if paper else "") + "MLE 95% CI, posterior mean and 94% HDI")
     print(text_table(["term", *(["paper B", "paper CI"] if paper else []), "MLE B", "MLE CI", "posterior", "94% HDI"], [
@@ -202,7 +211,8 @@ def cmd_fit(args) -> int:
 
     if args.ensemble:
         return _fit_ensemble(args)
-    run = fit(args.spec, data=args.data, seed=args.seed, quick=args.quick, out=args.out, progress=not args.json)
+    run = fit(args.spec, data=args.data, seed=args.seed, quick=args.quick, out=args.out, progress=not args.json,
+              study=args.study)
     record, d = run.record, run.diagnostics
     outcome = run.entry.outcome
     if args.json:
@@ -224,7 +234,7 @@ def cmd_fit(args) -> int:
     if outcome:
         _print_outcome_tables(run)
     if run.entry.item_level:
-        from .reporting import measurement_fit_lines
+        from .summaries import measurement_fit_lines
 
         print("Fit of the measurement model:\n" + "\n".join(f"  {line}" for line in measurement_fit_lines(record)))
     _print_gate(d)
@@ -312,10 +322,12 @@ def cmd_run(args) -> int:
     if not args.json:
         print(f"Re-analysis: {analysis.description or analysis.source}{' (--quick preset)' if args.quick else ''}")
     result = run_analysis(analysis, quick=args.quick, search=True if args.search else None, out=args.out,
-                          progress=not args.json, on_stage=on_stage)
+                          progress=not args.json, on_stage=on_stage, study=args.study)
     if args.json:
         _emit_json(result)
         return 0
+    for line in result["models_skipped"]:
+        print(f"Skipped: {line}")
     reused = sum(s["reused"] for s in result["stages"])
     print(f"\nDone in {result['seconds']:.0f} s ({reused} of {len(result['stages'])} stages reused from the cache).")
     print(f"Report: {result['report']}  (also report.md, tables/*.csv, figures/*.png beside it)")
@@ -406,26 +418,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _study_argument(p) -> None:
+    p.add_argument("--study", default=None, metavar="FILE",
+                   help="a study file (TOML) or a shipped study's name (default: sonora, the source paper)")
+
+
 def _data_commands(sub) -> None:
     """The commands about the paper and its data: audit, baseline, reconstruct, simulate."""
     p = sub.add_parser("audit", help="recompute every derivable published figure, rounding-aware")
+    _study_argument(p)
     p.add_argument("--out", default="reports/audit", help="output folder (default: reports/audit)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("baseline", help="SPSS-style frequentist logit refit (Tables 2-5) beside the paper")
     p.add_argument("--data", help="firm rows or cell counts (.csv/.parquet); default: the embedded reconstruction")
-    p.add_argument("--formula", default="internationalized ~ capinno + activity + size",
-                   help="logit formula (default: the paper's; e.g. '... + C(size)' for size as dummies)")
+    _study_argument(p)
+    p.add_argument("--formula", default=None,
+                   help="logit formula (default: the study's; e.g. 'internationalized ~ capinno + activity + "
+                        "C(size)' for size as dummies)")
     p.add_argument("--out", default="reports/baseline", help="output folder (default: reports/baseline)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("reconstruct", help="reconstruct cell tables consistent with the published Tables 3 and 4")
+    p = sub.add_parser("reconstruct", help="reconstruct cell tables consistent with the published classification "
+                                           "table, coefficients and margins")
+    _study_argument(p)
     p.add_argument("--seed", type=int, default=20150601, help="random seed (default: 20150601)")
     p.add_argument("--chains", type=int, default=192, help="annealed designs (default: 192)")
     p.add_argument("--steps", type=int, default=4000, help="annealing steps (default: 4000)")
-    p.add_argument("--polish", type=int, default=64, help="designs refined by MILP (default: 64)")
+    p.add_argument("--polish", type=int, default=32, help="designs refined by MILP (default: 32)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores; same result)")
     p.add_argument("--firms", action="store_true", help="also write the best table expanded to firm rows")
     p.add_argument("--shipped", action="store_true",
@@ -446,7 +468,10 @@ def _model_commands(sub) -> None:
     """The commands about models and runs: fit, compile, compare, sbc, run, report."""
     p = sub.add_parser("fit", help="sample a model spec (models/*.toml) and write a run folder")
     p.add_argument("spec", help="a model specification, e.g. models/paper_logit.toml")
-    p.add_argument("--data", help="data file (default: what the spec names)")
+    p.add_argument("--study", default=None, metavar="FILE",
+                   help="fit the spec's model with a study's predictors on its reconstruction (a study file or a "
+                        "shipped study's name, e.g. titanic)")
+    p.add_argument("--data", help="data file (default: what the spec names, or the study's reconstruction)")
     p.add_argument("--seed", type=int, default=20150601, help="one seed for prior, posterior and predictive draws")
     p.add_argument("--quick", action="store_true", help="the spec's [quick] sampler settings, for a first look")
     p.add_argument("--strict", action="store_true", help="exit 1 when the diagnostic gate is missed")
@@ -488,10 +513,12 @@ def _model_commands(sub) -> None:
     p = sub.add_parser("run", help="the whole re-analysis: audit -> reconstruct -> survey -> refit -> models -> report")
     p.add_argument("analysis", nargs="?", default="models/analysis.toml",
                    help="an analysis specification (default: models/analysis.toml)")
+    _study_argument(p)
     p.add_argument("--quick", action="store_true", help="the quick preset: shipped reconstruction, short sampling")
     p.add_argument("--search", action="store_true",
-                   help="rerun the reconstruction search (about 4 minutes on 2 cores) instead of checking the shipped one")
-    p.add_argument("--out", default=None, help="output folder (default: the analysis file's 'out')")
+                   help="rerun the reconstruction search (about 8 minutes on 2 cores for the Sonora study) instead of checking the shipped one")
+    p.add_argument("--out", default=None, help="output folder (default: the analysis file's 'out'; for another "
+                   "study, that with _<study id> appended)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_run)
 

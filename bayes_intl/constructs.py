@@ -13,14 +13,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .paper import LEVELS, SIZES, load_paper
+from .study import load_study
 
 SECTOR_OF_ACTIVITY = {0: "industry", 1: "services"}  # MM is industry, IT is services (Table 1)
+SONORA = load_study("sonora")
+SIZES = SONORA.predictor("size").labels  # coded 0, 1, 2 as in the paper
+LEVELS = SONORA.predictor("capinno").labels  # CAPINNO bands, coded 0, 1, 2
 
 
 def size_bounds() -> dict[str, list[tuple[str, int, int]]]:
     """Employee ranges per sector from Table 1: {sector: [(size, min, max), ...]}."""
-    paper = load_paper()
+    paper = SONORA
     return {
         sector: [(s, int(paper.value(f"table1.{s}.{sector}.min")), int(paper.value(f"table1.{s}.{sector}.max")))
                  for s in SIZES]

@@ -50,13 +50,19 @@ class CellTable:
         long = pd.concat([yes, no], ignore_index=True)
         return long[long["weight"] > 0].reset_index(drop=True)
 
-    def to_firms(self) -> "FirmTable":
-        """Expand to one row per firm (firm_id 1..n, cells in table order, internationalized first)."""
+    @property
+    def predictors(self) -> list[str]:
+        return [c for c in self.cells.columns if c not in ("n", "y", PROVENANCE_COLUMN)]
+
+    def to_firms(self, outcome: str = OUTCOME) -> "FirmTable":
+        """Expand to one row per firm (firm_id 1..n, cells in table order, outcome 1 first)."""
+        keys = self.predictors
         rows = []
-        for cell in self.cells.itertuples(index=False):
-            rows += [(cell.size, cell.capinno, cell.activity, 1)] * int(cell.y)
-            rows += [(cell.size, cell.capinno, cell.activity, 0)] * int(cell.n - cell.y)
-        firms = pd.DataFrame(rows, columns=[*PREDICTORS, OUTCOME], dtype="int64")
+        for cell in self.cells[keys + ["n", "y"]].itertuples(index=False):
+            codes = tuple(cell[:-2])
+            rows += [(*codes, 1)] * int(cell.y)
+            rows += [(*codes, 0)] * int(cell.n - cell.y)
+        firms = pd.DataFrame(rows, columns=[*keys, outcome], dtype="int64")
         firms.insert(0, "firm_id", np.arange(1, len(firms) + 1))
         firms[PROVENANCE_COLUMN] = self.provenance
         return FirmTable(firms, self.source, self.provenance)
@@ -198,24 +204,28 @@ def _provenance(frame: pd.DataFrame, default: str) -> str:
     return default
 
 
-def read_outcome_data(path: str | Path, *, outcome: str = OUTCOME,
-                      predictors: Iterable[str] = PREDICTORS) -> OutcomeData:
+def read_outcome_data(path: str | Path, *, outcome: str = OUTCOME, predictors: Iterable[str] = PREDICTORS,
+                      codes: dict[str, tuple[int, ...]] | None = None, meanings: dict[str, str] | None = None
+                      ) -> OutcomeData:
     """Read and validate firm rows or a cell table (detected by its ``n`` and ``y`` columns).
 
     Cell tables: the predictors plus ``n`` (firms) and ``y`` (internationalized), non-negative
-    integers with y <= n. Firm rows: the predictors plus the 0/1 outcome.
+    integers with y <= n. Firm rows: the predictors plus the 0/1 outcome. ``codes`` and ``meanings``
+    give each predictor's allowed codes and what they mean (default: the paper's).
     """
     path = Path(path)
     frame, _ = open_table(path)
     predictors = tuple(predictors)
+    codes = CODES if codes is None else codes
+    meanings = CODE_MEANING if meanings is None else meanings
     is_cells = "n" in frame.columns or "y" in frame.columns
     _require(frame, path, predictors, "a predictor of the model")
     clean = {}
     for col in predictors:
-        meaning = CODE_MEANING.get(col, "numeric code")
+        meaning = meanings.get(col, "numeric code")
         clean[col] = _integers(frame, path, col, meaning)
-        if col in CODES:
-            _check_codes(clean[col], path, col, CODES[col], meaning)
+        if col in codes:
+            _check_codes(clean[col], path, col, codes[col], meaning)
     if is_cells:
         _require(frame, path, ("n", "y"), "cell counts: n firms and y internationalized")
         n = _integers(frame, path, "n", "a count of firms")
@@ -367,6 +377,37 @@ def _check_roles(spec, survey) -> None:
     if spec.entry.hierarchical and survey.design.covariate(spec.group).type != "categorical":
         raise SpecError(f"{where}: covariate '{spec.group}' groups the hierarchical outcome ([hierarchy] group in "
                         f"spec {spec.source}) and must be categorical")
+
+
+def study_design(study) -> Design:
+    """The design a study's outcome models read: its outcome and its predictors, levels coded 0, 1, ..."""
+    return Design(study.outcome, study.outcome_label, tuple(
+        Covariate(p.name, "categorical", p.labels, p.labels.index(p.reference) if p.coding == "indicator" else 0,
+                  p.label or p.printed) for p in study.predictors))
+
+
+def read_study_data(study, path: str | Path | None = None) -> OutcomeData:
+    """A study's outcome data: ``path`` (cells or rows with the study's columns and codes) or, by default,
+    the reconstruction its file names (``[study] reconstruction``)."""
+    if path is None:
+        if study.reconstruction is None:
+            from .errors import SpecError
+
+            raise SpecError(f"study {study.source}: no reconstruction is shipped with it ([study] reconstruction); "
+                            "make one with `bayes-intl reconstruct --study ...` and pass its best_table.csv as --data")
+        path = study.reconstruction
+    return read_outcome_data(path, outcome=study.outcome, predictors=[p.name for p in study.predictors],
+                             codes={p.name: p.codes for p in study.predictors},
+                             meanings={p.name: ", ".join(f"{c} {lab}" for c, lab in zip(p.codes, p.labels))
+                                       for p in study.predictors})
+
+
+def study_model_data(study, table: OutcomeData) -> ModelData:
+    """Firm rows of a study's data for its outcome models: levels recoded 0, 1, ... in declared order."""
+    rows = (table.to_firms(study.outcome) if isinstance(table, CellTable) else table).firms.copy()
+    for p in study.predictors:
+        rows[p.name] = rows[p.name].map({code: i for i, code in enumerate(p.codes)}).astype("int64")
+    return ModelData(rows, None, table.source, table.provenance, study_design(study))
 
 
 def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, codebook=None) -> ModelData:

@@ -80,7 +80,7 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold
 GATE_POLICY = ("Every quantity a researcher reads (loadings, factor correlations, intercepts, cutpoints, "
                "coefficients, sector intercepts and slopes, variance parameters): R-hat <= 1.01, bulk and tail ESS "
-               ">= 400. Per-respondent latent scores (the CAPINNO factor and the dimension factors): every one R-hat "
+               ">= 400. Per-respondent latent scores (the overall latent factor and the dimension factors): every one R-hat "
                f"<= 1.01 and bulk ESS >= 400; tail ESS >= 400 for at least {SCORE_TAIL_SHARE:.0%} of them (with "
                "hundreds of scores a few fall short by chance while the sampler is healthy; the lowest is reported). "
                "No divergent transitions. Internal components that only build those quantities (non-centred "

@@ -93,8 +93,9 @@ def code_hash() -> str:
     root = resources.files("bayes_intl")
     for name in sorted(p.name for p in root.iterdir() if p.name.endswith(".py")):
         digest.update(root.joinpath(name).read_bytes())
-    for name in sorted(p.name for p in root.joinpath("data").iterdir()):
-        digest.update(root.joinpath("data", name).read_bytes())
+    data = Path(str(root.joinpath("data")))
+    for path in sorted(p for p in data.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(data).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -122,87 +123,103 @@ def compile_spec(spec_path: str | Path, *, data: str | None = None, seed: int = 
     return row
 
 
-def write_audit(folder: Path) -> tuple[object, dict]:
-    """Run the audit and write ``audit.json`` (with the paper file's hash and package versions) and
-    ``audit.md``; shared by ``bayes-intl audit`` and the analysis stage. Returns (result, payload)."""
+def write_audit(folder: Path, study=None) -> tuple[object, dict]:
+    """Run the audit of a study (default: the shipped Sonora study) and write ``audit.json`` (with the
+    study file's hash and package versions) and ``audit.md``; shared by ``bayes-intl audit`` and the
+    analysis stage. Returns (result, payload)."""
     from .audit import run_audit
-    from .paper import load_paper
     from .reporting import audit_markdown
     from .store import file_hash, package_versions, write_json, write_text
+    from .study import load_study
 
-    result = run_audit(load_paper())
+    study = load_study(study) if not hasattr(study, "figures") else study
+    result = run_audit(study)
     payload = result.to_dict()
-    paper_file = resources.files("bayes_intl").joinpath("data/paper.toml")
-    payload["provenance"] = {"paper_figures_sha256": file_hash(str(paper_file)), "versions": package_versions()}
+    payload["study"] = study.to_dict()
+    payload["provenance"] = {"study_sha256": file_hash(study.source), "versions": package_versions()}
     payload["written"] = [str(folder / "audit.json"), str(folder / "audit.md")]
     write_text(folder / "audit.md", audit_markdown(result) + "\n")
     write_json(folder / "audit.json", payload)
     return result, payload
 
 
-def write_baseline(data, folder: Path, *, formula: str | None = None):
+def write_baseline(data, folder: Path, *, formula: str | None = None, study=None):
     """Refit the logit on outcome data and write ``tables.csv``, ``comparison.csv`` and
     ``baseline.json`` (labelled with the data's provenance); shared by ``bayes-intl baseline`` and the
     analysis stage. Returns (fit, comparison, payload)."""
-    from .baselines import PAPER_FORMULA, compare, fit_logit, fit_summary, published_tables
+    from .baselines import compare, fit_logit, fit_summary, published_tables
     from .data import data_hash
     from .store import package_versions, write_csv, write_json
+    from .study import load_study
 
-    fit = fit_logit(data, formula=formula or PAPER_FORMULA)
-    comparison = compare(published_tables(), fit.tables)
+    study = load_study(study) if not hasattr(study, "figures") else study
+    fit = fit_logit(data, study=study, formula=formula)
+    comparison = compare(published_tables(study), fit.tables)
     note = f"data: {data.source} ({data.provenance})"
     written = [str(folder / "tables.csv"), str(folder / "comparison.csv"), str(folder / "baseline.json")]
     write_csv(folder / "tables.csv", fit.tables.assign(data_provenance=data.provenance), header_note=note)
     write_csv(folder / "comparison.csv", comparison.assign(data_provenance=data.provenance), header_note=note)
-    payload = {"data": data.source, "data_provenance": data.provenance, "data_sha256": data_hash(data),
-               "fit": fit_summary(fit), "comparison": comparison.to_dict(orient="records"),
+    payload = {"study": study.to_dict(), "predicted_table": study.predicted_table, "data": data.source,
+               "data_provenance": data.provenance, "data_sha256": data_hash(data), "fit": fit_summary(fit), "comparison": comparison.to_dict(orient="records"),
                "versions": package_versions(), "written": written}
     write_json(folder / "baseline.json", payload)
     return fit, comparison, payload
 
 
 def write_reconstruction(folder: Path, *, search: bool, seed: int, chains: int = 192, steps: int = 4000,
-                         polish: int = 64, jobs: int | None = None, firms: bool = False) -> dict:
-    """Rerun the reconstruction search (``search``) or take the shipped reconstruction, refit it beside
-    Tables 3 and 4, and write ``best_table.csv``, ``ensemble.csv`` and ``reconstruction.json``;
-    shared by ``bayes-intl reconstruct`` and the analysis stage. Returns the JSON payload."""
+                         polish: int = 32, jobs: int | None = None, firms: bool = False, study=None) -> dict:
+    """Rerun the reconstruction search (``search``) or take the study's shipped reconstruction, refit it
+    beside the published classification table and coefficients, and write ``best_table.csv``,
+    ``ensemble.csv`` and ``reconstruction.json``; shared by ``bayes-intl reconstruct`` and the analysis
+    stage. Returns the JSON payload."""
     import pandas as pd
 
     from .baselines import compare, fit_logit, fit_summary, published_tables
-    from .data import data_hash, default_data_path, load_default
+    from .data import data_hash, read_study_data
     from .reconstruct import HALF_UNIT, ensemble_frame, reconstruct
     from .store import package_versions, write_csv, write_json
+    from .study import load_study
 
-    shipped = load_default()
-    meta = json.loads(resources.files("bayes_intl").joinpath("data/reconstruction.json").read_text())
+    study = load_study(study) if not hasattr(study, "figures") else study
+    shipped = read_study_data(study) if study.reconstruction else None
+    shipped_path = Path(study.reconstruction) if study.reconstruction else None
+    meta_path = shipped_path.with_suffix(".json") if shipped_path else None
+    meta = json.loads(meta_path.read_text()) if meta_path and meta_path.exists() else {}
     started = time.perf_counter()
     if search:
-        found = reconstruct(seed=seed, chains=chains, steps=steps, polish=polish, jobs=jobs)
+        found = reconstruct(study, seed=seed, chains=chains, steps=steps, polish=polish, jobs=jobs)
         table, ensemble, settings = found.best.table(), ensemble_frame(found), found.settings
-        how = f"search rerun here in {found.seconds:.0f} s"
+        how = f"search rerun here in {found.seconds:.0f} s; {found.coverage()}"
         within, scored = found.within, found.distinct_designs_scored
+    elif shipped is None:
+        raise SpecError(f"study {study.source}: no reconstruction is shipped with it ([study] reconstruction); "
+                        "run the search (`bayes-intl reconstruct --study ...` without --shipped)")
     else:
-        table, settings = shipped, meta["settings"]
-        ensemble = pd.read_csv(resources.files("bayes_intl").joinpath("data/reconstruction_ensemble.csv"))
-        how = f"shipped reconstruction ({default_data_path().name}); search not rerun"
+        table, settings = shipped, meta.get("settings", {})
+        ensemble_path = shipped_path.with_name(shipped_path.stem + "_ensemble.csv")
+        ensemble = pd.read_csv(ensemble_path) if ensemble_path.exists() else pd.DataFrame(columns=["member"])
+        how = f"shipped reconstruction ({shipped_path.name}); search not rerun"
         within, scored = meta.get("within", {}), meta.get("distinct_designs_scored")
-    keys = ["size", "capinno", "activity", "n", "y"]
-    same = table.cells[keys].reset_index(drop=True).equals(shipped.cells[keys].reset_index(drop=True))
-    fit = fit_logit(table)
-    comparison = compare(published_tables(), fit.tables)
-    refit = comparison[comparison["table"].isin(["Table 3", "Table 4"])]
-    table4 = refit[(refit["table"] == "Table 4") & refit["column"].isin(["b", "se"])]
-    k = float(table4["difference"].abs().max() / HALF_UNIT)  # the refit's own k, never a recorded one
+    keys = [p.name for p in study.predictors] + ["n", "y"]
+    same = shipped is not None and table.cells[keys].reset_index(drop=True).equals(shipped.cells[keys].reset_index(drop=True))
+    fit = fit_logit(table, study=study)
+    comparison = compare(published_tables(study), fit.tables)
+    tables = [study[f"{study.classification}.no.no"].table] if study.classification else []
+    refit = comparison[comparison["table"].isin(tables + [study.coefficient_table])]
+    coefficients = refit[(refit["table"] == study.coefficient_table) & refit["column"].isin(["b", "se"])]
+    k = float(coefficients["difference"].abs().max() / HALF_UNIT)  # the refit's own k, never a recorded one
     written = [write_csv(folder / "best_table.csv", table.cells.assign(data_provenance=table.provenance)),
                write_csv(folder / "ensemble.csv", ensemble.assign(data_provenance=table.provenance))]
     if firms:
-        written.append(write_csv(folder / "best_firms.csv", table.to_firms().firms))
-    payload = {"k": k, "how": how, "table": table.cells[keys].to_dict(orient="records"), "refit": fit_summary(fit),
-               "refit_vs_published": refit.to_dict(orient="records"),
-               "classification": {r.id: float(r.refit) for r in comparison.itertuples() if r.table == "Table 3"},
+        written.append(write_csv(folder / "best_firms.csv", table.to_firms(study.outcome).firms))
+    levels = {p.name: {str(c): lab for c, lab in zip(p.codes, p.labels)} for p in study.predictors}
+    payload = {"study": study.to_dict(), "levels": levels, "k": k, "how": how,
+               "table": table.cells[keys].to_dict(orient="records"),
+               "refit": fit_summary(fit), "refit_vs_published": refit.to_dict(orient="records"),
+               "classification": {r.id: float(r.refit) for r in comparison.itertuples() if r.table in tables},
                "within": within, "distinct_designs_scored": scored,
                "ensemble_members": int(ensemble["member"].nunique()), "same_as_shipped": bool(same),
-               "shipped_k": meta["k"], "seed": seed, "settings": settings,
+               "shipped_k": meta.get("k"), "seed": seed, "settings": settings,
                "seconds": round(time.perf_counter() - started, 1), "data_provenance": table.provenance,
                "table_sha256": data_hash(table), "versions": package_versions(),
                "written": [str(p) for p in written] + [str(folder / "reconstruction.json")]}
@@ -321,20 +338,21 @@ class _Stages:
         return self.finish(result)
 
 
-def _stage_audit(folder: Path):
-    result, payload = write_audit(folder)
+def _stage_audit(folder: Path, study=None):
+    result, payload = write_audit(folder, study)
     s = result.summary
     return (payload["written"], f"{s['consistent']} of {s['figures_checked']} checks consistent; inconsistent: "
             f"{', '.join(s['inconsistent']) or 'none'}", {"json": payload["written"][0]}, payload)
 
 
-def _stage_reconstruct(folder: Path, preset: dict, seed: int):
+def _stage_reconstruct(folder: Path, preset: dict, seed: int, study=None):
     payload = write_reconstruction(folder, search=preset["search"], seed=seed, chains=preset["chains"],
-                                   steps=preset["steps"], polish=preset["polish"])
+                                   steps=preset["steps"], polish=preset["polish"], study=study)
     refit = payload["refit_vs_published"]
     printed_same = sum(bool(r["same_when_printed"]) for r in refit)
-    summary = (f"k = {payload['k']:.2f} ({payload['how']}); refit prints {printed_same} of {len(refit)} Table 3-4 "
-               f"figures identically; {'identical to' if payload['same_as_shipped'] else 'differs from'} the shipped table")
+    summary = (f"k = {payload['k']:.2f} ({payload['how']}); refit prints {printed_same} of {len(refit)} classification "
+               f"and coefficient figures identically; "
+               f"{'identical to' if payload['same_as_shipped'] else 'differs from'} the shipped table")
     json_path = payload["written"][-1]
     return payload["written"], summary, {"table": payload["written"][0], "json": json_path,
                                          "table_sha256": payload["table_sha256"]}, payload
@@ -346,22 +364,22 @@ def _stage_survey(folder: Path, table, seed: int):
             {"survey": payload["survey"]}, payload)
 
 
-def _stage_baseline(folder: Path, table):
-    _, comparison, payload = write_baseline(table, folder)
+def _stage_baseline(folder: Path, table, study=None):
+    _, comparison, payload = write_baseline(table, folder, study=study)
     same = int(comparison["same_when_printed"].sum())
     return (payload["written"], f"{same} of {len(comparison)} published figures printed identically by the refit",
             {"json": payload["written"][2]}, payload)
 
 
 def _fit_stage(stages: _Stages, spec_path: str, data: str, analysis: Analysis, quick: bool, out: Path,
-               progress: bool):
+               progress: bool, study=None):
     from .runs import fit
 
     name = f"fit {Path(spec_path).stem}"
     stages.bar.set_postfix_str(name)
     started = time.perf_counter()
     run = fit(spec_path, data=data, seed=analysis.seed, quick=quick, out=out / "runs", progress=progress, reuse=True,
-              command=f"bayes-intl run {analysis.source}{' --quick' if quick else ''}")
+              command=f"bayes-intl run {analysis.source}{' --quick' if quick else ''}", study=study)
     d = run.diagnostics
     summary = (f"{'gate passed' if d['passed'] else 'gate MISSED'}: max R-hat {d['r_hat_max']:.3f}, "
                f"min ESS {d['ess_bulk_min']:.0f}, {d['divergences']} divergences")
@@ -370,41 +388,67 @@ def _fit_stage(stages: _Stages, spec_path: str, data: str, analysis: Analysis, q
     return run
 
 
+def _models_for(analysis: Analysis, study) -> tuple[list[str], list[str]]:
+    """The analysis's specs this study can feed, and a line for each it cannot (see ``Spec.for_study``)."""
+    from .spec import load_spec
+
+    kept, skipped = [], []
+    for spec_path in analysis.models:
+        try:
+            if study is not None:
+                load_spec(spec_path).for_study(study)
+            kept.append(spec_path)
+        except SpecError as exc:
+            skipped.append(str(exc))
+    return kept, skipped
+
+
 def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None = None,
-                 out: str | Path | None = None, progress: bool = True, on_stage=None) -> dict:
+                 out: str | Path | None = None, progress: bool = True, on_stage=None, study=None) -> dict:
     """Run every stage in order and write the report; returns what was done and where it lies.
 
-    ``search`` overrides the analysis file's reconstruct.search (rerun the reconstruction search,
-    minutes, or take the shipped table). ``on_stage(StageResult)`` is called as each stage ends.
+    ``study``: the published logit to re-analyse (a Study, a shipped study's name or a study file;
+    default: the Sonora paper). ``search`` overrides the analysis file's reconstruct.search (rerun the
+    reconstruction search, minutes, or take the shipped table). ``on_stage(StageResult)`` is called
+    as each stage ends.
     """
     import pandas as pd
 
-    from .data import read_outcome_data
+    from .data import read_study_data, study_design
     from .reporting import ReportInputs
     from .spec import load_spec
+    from .store import file_hash
+    from .study import load_study
 
-    out = Path(out or analysis.out)
+    study = study if hasattr(study, "figures") else load_study(study)
+    # The shipped specs are written for the paper's design; another study gives them its predictors.
+    fit_study = None if study_design(study).paper else study
+    models, skipped = _models_for(analysis, fit_study)
+    out = Path(out or (analysis.out if fit_study is None else f"{analysis.out}_{study.id}"))
     out.mkdir(parents=True, exist_ok=True)
-    code = code_hash()
+    code = (code_hash(), file_hash(study.source))
     preset = analysis.quick_reconstruct if quick else analysis.reconstruct
     preset = preset if search is None else preset | {"search": search}
     started = time.perf_counter()
-    stages = _Stages(out, 6 + len(analysis.models), progress, on_stage)
-    audit = stages.run("audit", _key("audit", code), lambda: _stage_audit(out / "audit"),
+    item_level = [m for m in models if load_spec(m).entry.item_level]
+    stages = _Stages(out, 5 + bool(item_level) + len(models), progress, on_stage)
+    audit = stages.run("audit", _key("audit", code), lambda: _stage_audit(out / "audit", study),
                        lambda d: _read_json(d["json"]))
     recon = stages.run("reconstruct", _key("reconstruct", code, preset, analysis.seed),
-                       lambda: _stage_reconstruct(out / "reconstruct", preset, analysis.seed),
+                       lambda: _stage_reconstruct(out / "reconstruct", preset, analysis.seed, study),
                        lambda d: _read_json(d["json"]))
     table_csv, table_sha = recon.detail["table"], recon.detail["table_sha256"]
-    table = read_outcome_data(table_csv)
-    survey = stages.run("survey", _key("survey", code, table_sha, analysis.seed),
-                        lambda: _stage_survey(out / "survey", table, analysis.seed), lambda d: None)
+    table = read_study_data(study, table_csv)
+    survey = None
+    if item_level:
+        survey = stages.run("survey", _key("survey", code, table_sha, analysis.seed),
+                            lambda: _stage_survey(out / "survey", table, analysis.seed), lambda d: None)
     baseline = stages.run("baseline", _key("baseline", code, table_sha),
-                          lambda: _stage_baseline(out / "baseline", table), lambda d: _read_json(d["json"]))
+                          lambda: _stage_baseline(out / "baseline", table, study), lambda d: _read_json(d["json"]))
     runs = []
-    for spec_path in analysis.models:
-        data = survey.detail["survey"] if load_spec(spec_path).entry.item_level else table_csv
-        runs.append(_fit_stage(stages, spec_path, data, analysis, quick, out, progress))
+    for spec_path in models:
+        data = survey.detail["survey"] if spec_path in item_level else table_csv
+        runs.append(_fit_stage(stages, spec_path, data, analysis, quick, out, progress, fit_study))
     outcome_runs = [r for r in runs if r.entry.outcome]
     run_keys = [r.name for r in runs]
     compare = stages.run("compare", _key("compare", code, run_keys),
@@ -415,8 +459,9 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     report = stages.run("report", _key("report", code, run_keys, analysis.source, quick),
                         lambda: _stage_report(out / "report", inputs), lambda d: None)
     stages.bar.close()
-    return {"analysis": analysis.source, "quick": quick, "out": str(out), "seconds": round(time.perf_counter() - started, 1),
-            "report": report.detail["index"], "runs": [str(r.folder) for r in runs],
+    return {"analysis": analysis.source, "study": study.to_dict(), "quick": quick, "out": str(out),
+            "seconds": round(time.perf_counter() - started, 1), "report": report.detail["index"],
+            "runs": [str(r.folder) for r in runs], "models_skipped": skipped,
             "stages": [{"name": s.name, "reused": s.reused, "seconds": round(s.seconds, 1), "summary": s.summary,
                         "outputs": s.outputs} for s in stages.done]}
 
@@ -438,19 +483,26 @@ def _stage_report(folder: Path, inputs):
 
 
 def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601):
-    """What the report needs beside the runs, made for a report outside the analysis: for runs of the
-    paper's design, the audit, the shipped reconstruction and the frequentist refit are recomputed
-    (seconds) into ``out/inputs``; PSIS-LOO of the runs with an outcome is computed."""
-    from .data import load_default
+    """What the report needs beside the runs, made for a report outside the analysis: for runs of one
+    study (or of the paper's design), its audit, shipped reconstruction and frequentist refit are
+    recomputed (seconds) into ``out/inputs``; PSIS-LOO of the runs with an outcome is computed."""
+    from .data import read_study_data
     from .inference import compare_groups
     from .reporting import ReportInputs
+    from .study import load_study
 
     audit = recon = baseline = None
-    if all(r.data.design.paper for r in runs):  # the paper's stages belong only in a report of the paper's design
+    sources = {(r.record.get("study") or {}).get("source") for r in runs}
+    study = None
+    if len(sources) == 1 and None not in sources:  # runs of one study's design
+        study = load_study(sources.pop())
+    elif all(r.data.design.paper for r in runs):  # runs of the paper's design
+        study = load_study()
+    if study is not None and study.reconstruction:  # the study's stages belong only in a report of its runs
         inputs = out / "inputs"
-        _, audit = write_audit(inputs / "audit")
-        recon = write_reconstruction(inputs / "reconstruct", search=False, seed=seed)
-        _, _, baseline = write_baseline(load_default(), inputs / "baseline")
+        _, audit = write_audit(inputs / "audit", study)
+        recon = write_reconstruction(inputs / "reconstruct", search=False, seed=seed, study=study)
+        _, _, baseline = write_baseline(read_study_data(study), inputs / "baseline", study=study)
     outcome = {r.name: r.idata for r in runs if r.entry.outcome}
     loo = compare_groups(outcome) if outcome else None
     return ReportInputs.collect(runs, audit, recon, baseline, loo, command)

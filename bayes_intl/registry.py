@@ -50,6 +50,7 @@ class ModelEntry:
     level_meaning: str = "the paper's band codes 0, 1, 2"
     simulated_extra: tuple[str, ...] = ()  # generative-only variables SBC swaps in as data
     shown: tuple[str, ...] = ("intercept", "slope")  # parameters of the rank and prior/posterior plots
+    banded_predictor: str | None = None  # the predictor the model reads as a banded latent index
 
 
 OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
@@ -67,7 +68,7 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in (
     ModelEntry("coarsened_latent", models.build_coarsened_latent, ("intercept", "slope", "index_alpha", "index_beta"),
                ("intercept", "slope", "index_alpha", "index_beta"),
                level_meaning="the band centres 1/6, 1/2, 5/6 of the latent index (0, 1, 2 on its 3u - 1/2 scale)",
-               simulated_extra=("capinno_band",)),
+               simulated_extra=("capinno_band",), banded_predictor="capinno"),
     ModelEntry("latent_factor", models.build_latent_factor, ("intercept", "slope", "group_sd", *_MEASUREMENT_PRIORS),
                ("intercept", "slope", "intercept_sd", "group_sd", "second_order_loading", "loading"),
                item_level=True, hierarchical=True, levels=factor_band_means,

@@ -70,27 +70,20 @@ JOINT_HEADERS = ["term", "B consistent with all", "SE consistent with all", "fig
 
 def audit_markdown(result) -> str:
     s = result.summary
-    parts = [
-        "# Audit of the published figures",
-        "",
-        "Each derived figure is recomputed from the figures it depends on, with every printed value "
-        "read as the interval its rounding allows (+/- half a unit in the last place), and is "
-        "*consistent* when that interval overlaps the recomputed one.",
-        "",
-        f"**{s['consistent']} of {s['figures_checked']} checks consistent.** "
-        f"Inconsistent: {', '.join(s['inconsistent']) or 'none'}.",
-        "",
-        markdown_table(AUDIT_HEADERS, audit_rows(result.records)),
-        "",
-        "## Joint consistency: which unrounded coefficients fit every printed figure at once",
-        "",
-    ]
+    parts = ["# Audit of the published figures",
+             "Each derived figure is recomputed from the figures it depends on, with every printed value read as the "
+             "interval its rounding allows (+/- half a unit in the last place), and is *consistent* when that "
+             "interval overlaps the recomputed one.",
+             f"**{s['consistent']} of {s['figures_checked']} checks consistent.** "
+             f"Inconsistent: {', '.join(s['inconsistent']) or 'none'}.",
+             markdown_table(AUDIT_HEADERS, audit_rows(result.records)),
+             "## Joint consistency: which unrounded coefficients fit every printed figure at once"]
     for region in result.joint:
         verdict = ("non-empty: the paper is consistent once rounding is accounted for" if region.feasible
                    else "EMPTY: no unrounded values reproduce every printed figure (a real contradiction)")
-        parts += [f"### {region.model}: {region.note}", "", f"{region.constraints} printed relations; region {verdict}.", "",
-                  markdown_table(JOINT_HEADERS, joint_rows(region)), ""]
-    return "\n".join(parts)
+        parts += [f"### {region.model}: {region.note}", f"{region.constraints} printed relations; region {verdict}.",
+                  markdown_table(JOINT_HEADERS, joint_rows(region))]
+    return "\n\n".join(parts) + "\n"
 
 
 # --- the re-analysis report: sections of text, tables and figures, rendered to HTML and Markdown ---
@@ -129,8 +122,8 @@ class WrittenReport:
 
 SECTION_TITLES = (
     "1. Audit of the published figures",
-    "2. The reconstruction and how well it reproduces Tables 3 and 4",
-    "3. SPSS-style Tables 2-4: refit beside the published",
+    "2. The reconstruction and how well it reproduces the published classification and coefficients",
+    "3. SPSS-style tables: refit beside the published",
     "4. Coefficients: paper, MLE and each model",
     "5. Table 5 three ways: paper, MLE and posterior",
     "6. Sampling diagnostics",
@@ -144,8 +137,8 @@ SURVEY_TITLES = {"Coefficients: paper, MLE and each model": "Coefficients: MLE a
                  "Table 5 three ways: paper, MLE and posterior": "Predicted probabilities (Table 5): MLE and posterior"}
 LONG_TABLE = 40
 RECONSTRUCTED_NOTE = ("All data behind this report are RECONSTRUCTED from the paper's published tables or SYNTHETIC "
-                      "(simulated item responses); the firm-level survey was never published. Nothing here is the "
-                      "real survey.")
+                      "(simulated item responses); the case-level data are not in the paper. Nothing here is the "
+                      "real data.")
 
 
 def _cell(value) -> str:
@@ -190,8 +183,8 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes], n
     from html import escape
 
     css = ("body{font-family:Georgia,serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-           "h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;margin-top:2em}"
-           "table{border-collapse:collapse;font:13px/1.3 monospace;margin:.6em 0;display:block;overflow-x:auto}"
+           "h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;margin-top:2em}table{border-collapse:collapse;"
+           "font:13px/1.3 monospace;margin:.6em 0;display:block;overflow-x:auto}"
            "th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f3f3f3}"
            ".note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em}"
            "figure{margin:1em 0}figcaption{font-style:italic;color:#444}img{max-width:100%}"
@@ -222,25 +215,6 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes], n
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
-
-
-def measurement_fit_lines(record: dict) -> list[str]:
-    """How well a measurement model fits, in the words a reader of a CFA needs: blavaan's chi-square PPP (continuous
-    items) and the posterior predictive p-value of the mean inter-item correlation, each with how to read it."""
-    lines = []
-    chi = record.get("chi_square_ppp")
-    if chi:
-        lines.append(f"posterior predictive p-value (PPP) of the {chi['statistic']} = {chi['ppp']:.2f} ({chi['items']} "
-                     f"items, {chi['respondents']} respondents; observed chi-square {chi['observed_mean']:.1f} on average "
-                     f"against {chi['replicated_mean']:.1f} in replicated data). Read it as blavaan's: near 0.5 the "
-                     "model reproduces the items' covariances; below about 0.05 it does not (as a chi-square test "
-                     "would reject the model).")
-    overall = record.get("item_ppc_overall")
-    if overall:
-        lines.append(f"posterior predictive p-value of the {overall['statistic']} = {overall['ppp']:.2f} (observed "
-                     f"{overall['observed']:.3f}, replicated {overall['rep_low']:.3f} to {overall['rep_high']:.3f}). "
-                     "Values near 0 or 1 mean the factor model fails to reproduce how the items hang together.")
-    return lines
 
 
 @dataclass
@@ -275,8 +249,13 @@ class ReportInputs:
 
     @property
     def paper(self) -> bool:
-        """Whether every run is of the Sonora paper's design (its audit and reconstruction belong in the report)."""
-        return self.audit is not None and all(r.data.design.paper for r in self.runs.values())
+        """Whether the runs re-analyse a published study (its audit, reconstruction and refit are in the report)."""
+        return self.audit is not None
+
+    @property
+    def unit(self) -> str:
+        """What one case is ("firm", "person"), from the study; a survey's respondents are firms."""
+        return (self.audit or {}).get("study", {}).get("unit", "firm")
 
     @property
     def outcome_label(self) -> str:
@@ -291,12 +270,15 @@ def _hdi_text(mean, low, high) -> str:
 
 def audit_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[0])
-    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+    if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     audit = inputs.audit
     summary = audit["summary"]
+    study = audit.get("study", {})
+    if study.get("data", "published") != "published":
+        s.text(f"Study: {study.get('title', '')}. Its tables were {study['data']}: {study.get('citation', '')}")
     s.text(f"Every figure the paper derives from others (Wald statistics, odds ratios, confidence limits, "
-           f"classification rates, Table 5's probabilities) was recomputed from the figures it depends on, reading "
+           f"classification rates, predicted probabilities) was recomputed from the figures it depends on, reading "
            f"each printed value as the interval its rounding allows. {summary['consistent']} of "
            f"{summary['figures_checked']} checks are consistent.")
     for r in (r for r in audit["records"] if not r["consistent"]):
@@ -314,40 +296,44 @@ def audit_section(inputs: ReportInputs) -> Section:
 
 def reconstruction_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[1])
-    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+    if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     recon = inputs.reconstruction
     cells = pd.DataFrame(recon["table"])
     refit = pd.DataFrame(recon["refit_vs_published"])
     same = int(refit["same_when_printed"].sum())
-    medium = int(cells.loc[cells["size"] == 2, "n"].sum())
-    s.text(f"The firm-level data were never published. The cell table below (firms and internationalized firms "
-           f"per size x CAPINNO band x activity) is RECONSTRUCTED: {recon['how']}. Its logit refit lies within "
-           f"{recon['k'] * 0.0005:.4f} of every B and SE in Table 4 (k = {recon['k']:.2f} half-units of the last "
-           f"printed digit) and prints {same} of {len(refit)} Table 3-4 figures identically. It is one of many "
+    keys = [c for c in cells.columns if c not in ("n", "y")]
+    tables = " and ".join(dict.fromkeys(refit["table"]))
+    s.text(f"The case-level data are not in the paper. The cell table below (cases n and outcome = 1 cases y per "
+           f"{' x '.join(keys)}) is RECONSTRUCTED: {recon['how']}. Its logit refit lies within "
+           f"{recon['k'] * 0.0005:.4f} of every published B and SE (k = {recon['k']:.2f} half-units of the last "
+           f"printed digit) and prints {same} of {len(refit)} figures of {tables} identically. It is one of many "
            f"tables consistent with the paper; quantities the paper never printed vary across them.")
-    s.text(f"Only {medium} of {int(cells['n'].sum())} firms are medium-sized in this reconstruction (every "
-           f"reconstruction found has 0 to 10): Table 5's medium rows are extrapolations of the linear size term.")
-    s.table(cells, "reconstruction_cells", "Reconstructed cell counts (size 0 micro, 1 small, 2 medium; capinno 0 "
-            "low, 1 average, 2 high; activity 0 MM, 1 IT)")
+    counts = [(f"{k} = {code}", int(n)) for k in keys for code, n in cells.groupby(k)["n"].sum().items()]
+    level, n = min(counts, key=lambda item: item[1])
+    s.text(f"The sparsest level is {level}: {n} of {int(cells['n'].sum())} cases in this reconstruction. Predicted "
+           "probabilities for it rest on the model's coding more than on data.")
+    codes = "; ".join(f"{k} " + ", ".join(f"{c} {lab}" for c, lab in recon.get("levels", {}).get(k, {}).items())
+                      for k in keys)
+    s.table(cells, "reconstruction_cells", f"Reconstructed cell counts ({codes})")
     s.table(refit[["id", "published", "refit", "difference", "same_when_printed"]], "reconstruction_refit",
-            "Refit of the reconstruction beside Tables 3 and 4")
+            f"Refit of the reconstruction beside {tables}")
     return s
 
 
 def spss_section(inputs: ReportInputs) -> Section:
     s = Section(SECTION_TITLES[2])
-    if not inputs.paper:  # a user's own survey: the Sonora paper's tables are not its source
+    if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     comparison = pd.DataFrame(inputs.baseline["comparison"])
     fit = inputs.baseline["fit"]
-    s.text(f"The paper's logit (internationalized ~ capinno + activity + size, linear codes) refitted by maximum "
-           f"likelihood (statsmodels) on the reconstruction, laid out as SPSS prints it. -2 log-likelihood = "
-           f"{fit['minus2ll']:.3f} (null model {fit['minus2ll_null']:.3f}); the paper does not print it.")
-    for table in ("Table 2", "Table 3", "Table 4"):
-        part = comparison[comparison["table"] == table]
-        s.table(part[["row", "column", "published", "refit", "difference", "same_when_printed"]],
-                table.lower().replace(" ", ""), f"{table}: published beside the refit")
+    s.text(f"The paper's logit ({fit['formula']}) refitted by maximum likelihood (statsmodels) on the "
+           f"reconstruction, laid out as SPSS prints it. -2 log-likelihood = {fit['minus2ll']:.3f} (null model "
+           f"{fit['minus2ll_null']:.3f}); the paper does not print it.")
+    predicted = inputs.baseline.get("predicted_table", "Table 5")  # shown in its own section
+    for table in [t for t in dict.fromkeys(comparison["table"]) if t != predicted]:
+        s.table(comparison.loc[comparison["table"] == table, ["row", "column", "published", "refit", "difference",
+                "same_when_printed"]], table.lower().replace(" ", ""), f"{table}: published beside the refit")
     return s
 
 
@@ -378,11 +364,12 @@ def coefficients_section(inputs: ReportInputs) -> Section:
              "the models' intervals overlap, the Bayesian re-analysis agrees with the paper." if inputs.paper else
              "Each row is one estimate of a coefficient with its interval: the MLE's and each model's.")
     s.table(pd.DataFrame(rows), "coefficients", "Coefficients in log-odds (odds ratios: exp of each number)")
-    s.text("Capinno's coefficient is per band step (low to average, average to high) in paper_logit, "
-           "hierarchical_logit and coarsened_latent (whose latent index is scaled so that band centres are one "
-           "unit apart), but per standard deviation of the latent CAPINNO factor in latent_factor: compare "
-           "that model with the others on Table 5's probability scale (section 5), not here. In the "
-           "hierarchical models Activity is the difference between the sector intercepts.")
+    if any("Capinno" in frame["term"].values for frame in coef.values()):
+        s.text("Capinno's coefficient is per band step (low to average, average to high) in paper_logit, "
+               "hierarchical_logit and coarsened_latent (whose latent index is scaled so that band centres are one "
+               "unit apart), but per standard deviation of the latent CAPINNO factor in latent_factor: compare "
+               "that model with the others on Table 5's probability scale (section 5), not here. In the "
+               "hierarchical models Activity is the difference between the sector intercepts.")
     s.text("For readers new to Bayesian output: the 94% HDI is the narrowest range holding 94% of the "
            "posterior probability; unlike a confidence interval it reads directly as 'the coefficient lies "
            "here with probability 0.94, given the model, the priors and the (reconstructed) data'.")
@@ -397,9 +384,9 @@ def table5_section(inputs: ReportInputs) -> Section:
         return s
     t5 = {n: r.table5 for n, r in inputs.outcome.items()}
     outcome = inputs.outcome_label
-    s.text(f"Table 5 gives, for each kind of firm, the probability of being {outcome}. The posterior "
+    s.text(f"Table 5 gives, for each kind of {inputs.unit}, the probability of being {outcome}. The posterior "
            "version replaces each single number by a distribution: its mean, a 94% interval, and P(p > 0.5), "
-           f"the probability that the firm would be classified '{outcome}' by a 0.5 cut."
+           f"the probability that the {inputs.unit} would be classified '{outcome}' by a 0.5 cut."
            + ("" if inputs.paper else " Numeric covariates are held at their sample mean."))
     grids: dict[tuple, dict] = {}  # runs of different designs predict at different cells: one table per design
     for name, frame in t5.items():
@@ -440,7 +427,7 @@ def _table5_block(s: Section, inputs: ReportInputs, t5: dict, name: str) -> None
     s.table(pd.DataFrame(rows), name, "Table 5: " + ("paper, " if inputs.paper else "") + "MLE refit and "
             + ", ".join(t5) + f" (P({outcomes.pop() if len(outcomes) == 1 else 'outcome = 1'}))")
     s.figure(plots.table5_dots(t5, labels, inputs.outcome_label), name,
-             "Each row is one kind of firm. " + ("The black tick is the paper's value; " if inputs.paper else "")
+             f"Each row is one kind of {inputs.unit}. " + ("The black tick is the paper's value; " if inputs.paper else "")
              + "Dots and bars are each model's posterior mean and 94% interval; the white diamond is the MLE. "
              "Bars that cross the dotted 0.5 line are cells whose classification is uncertain.")
 
@@ -475,19 +462,20 @@ def diagnostics_section(inputs: ReportInputs) -> Section:
 
 def predictive_section(inputs: ReportInputs) -> Section:
     from . import plots
+    from .summaries import measurement_fit_lines
 
     s = Section(SECTION_TITLES[6])
     if inputs.outcome:
         bins = {n: r.tables["calibration"] for n, r in inputs.outcome.items()}
         s.figure(plots.calibration_plot(bins, inputs.outcome_label), "calibration",
-                 "Firms are grouped by predicted probability; points near the diagonal, and inside the shaded "
+                 "Cases are grouped by predicted probability; points near the diagonal, and inside the shaded "
                  "replicated-data intervals, mean the model's probabilities match what happened.")
         s.table(pd.concat([b.assign(model=n) for n, b in bins.items()], ignore_index=True), "calibration",
                 "Outcome calibration by bin of predicted probability")
         for name, run in inputs.outcome.items():
             s.figure(plots.separation_plot(run.idata, f"{name}: separation plot", run.data.design.outcome),
                      f"separation_{name}",
-                     f"Firms sorted by predicted probability (line); dark bars are {inputs.outcome_label} firms. "
+                     f"Cases sorted by predicted probability (line); dark bars are the {inputs.outcome_label} ones. "
                      "Good separation puts the dark bars on the right.")
     for name, run in inputs.items.items():
         for line in measurement_fit_lines(run.record):
@@ -526,18 +514,22 @@ def comparison_section(inputs: ReportInputs) -> Section:
     if inputs.loo is None or not inputs.outcome:
         return s
     groups = inputs.loo["outcome_data"].nunique()
-    s.text("PSIS-LOO estimates how well each model predicts a firm it has not seen (elpd: higher is better), "
+    s.text(f"PSIS-LOO estimates how well each model predicts a {inputs.unit} it has not seen (elpd: higher is better), "
            "on the outcome only. Models are ranked only against models fitted to the same outcomes"
            + (f" ({groups} groups of outcome data here)" if groups > 1 else "")
-           + ". A difference smaller than about twice its SE is not a difference; Pareto k > 0.7 marks firms "
+           + f". A difference smaller than about twice its SE is not a difference; Pareto k > 0.7 marks {inputs.unit}s "
            "whose estimate is unreliable.")
     s.table(inputs.loo, "loo", "PSIS-LOO comparison on the outcome")
     cost = []
     for name, run in inputs.outcome.items():
         t5, contrast = run.table5, run.tables["capinno_contrast"]
+        if contrast.empty:  # no banded index among the predictors: no cut to cost
+            continue
         cost.append({"model": name, "mean Table 5 94% HDI width": float((t5["hdi_high"] - t5["hdi_low"]).mean()),
                      "high - low, mean over cells": float(contrast["mean"].mean()),
                      "high - low, mean 94% HDI width": float((contrast["hdi_high"] - contrast["hdi_low"]).mean())})
+    if not cost:
+        return s
     s.text("The cost of the low/average/high cut: paper_logit treats the band codes 0, 1, 2 as exact; "
            "coarsened_latent treats CAPINNO as a continuous index known only to lie in its band; "
            "latent_factor measures it from the items. The table compares, on the probability scale, how much "

@@ -132,9 +132,11 @@ def _reusable(folder: Path, spec: Spec, data_sha: str, sampler: Sampler, seed: i
 
 def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, codebook: str | Path | None = None,
         seed: int = DEFAULT_SEED, quick: bool = False, sampler: dict | None = None, out: str | Path | None = None,
-        progress: bool = False, reuse: bool = False, command: str | None = None) -> FittedRun:
+        progress: bool = False, reuse: bool = False, command: str | None = None, study=None) -> FittedRun:
     """Fit a model specification on its data and return the run; saved under ``out`` when given.
 
+    ``study`` (a Study, a shipped study's name or a study file): the outcome model takes the study's
+    predictors and coding, and its data are the study's reconstruction (or ``data``, with its columns).
     ``data``: a data file (default: what the spec names); ``codebook`` for a survey file;
     ``sampler``: overrides of the spec's sampler settings, e.g. ``{"draws": 200, "tune": 200}``;
     ``quick``: the spec's [quick] settings. With ``reuse`` (and ``out``), a complete earlier run of the
@@ -148,6 +150,14 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     clock = _Clock()
     spec = resolve(spec, sampler=sampler, quick=quick)
     chosen = spec.quick if quick else spec.sampler
+    if study is not None:
+        from .data import read_study_data, study_model_data
+        from .study import Study, load_study
+
+        study = study if isinstance(study, Study) else load_study(study)
+        spec = spec.for_study(study)
+        if not isinstance(data, ModelData):
+            data = study_model_data(study, read_study_data(study, data))
     data = data if isinstance(data, ModelData) else model_data(spec, data, seed=seed, codebook=codebook)
     data_sha = data.sha256()
     name = run_id(spec, data_sha, seed, quick)
@@ -163,7 +173,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     diagnostics = diagnose(idata, *gate_variables(model)).to_dict()
     clock.lap("diagnostics")
     mle = fit_mle(spec, data)
-    tables, extras = derive_tables(spec, idata, data, mle)
+    tables, extras = derive_tables(spec, idata, data, mle, study)
     clock.lap("tables")
     record = {
         "kind": "fit", "run_id": name, "model": spec.model, "description": spec.description, "spec": str(spec.source),
@@ -175,7 +185,8 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
         "capinno_levels": extras.get("capinno_levels"), "item_ppc_overall": extras.get("item_ppc_overall"),
         "chi_square_ppp": extras.get("chi_square_ppp"),
         "mle": mle.to_dict() if mle is not None else None, "design": data.design.to_dict(),
-        "survey": _survey_facts(data), "diagnostics": diagnostics, "versions": package_versions(),
+        "survey": _survey_facts(data), "study": study.to_dict() if study is not None else None,
+        "diagnostics": diagnostics, "versions": package_versions(),
         "command": command if command is not None else "bayes-intl " + " ".join(sys.argv[1:]),
     }
     run = FittedRun(spec, data, idata, mle, tables, record)

@@ -100,6 +100,37 @@ class Spec:
         sampler = _sampler(dict(changes), base.__dict__, f"{where} (changed)", self.source)
         return dataclasses.replace(self, **{"quick" if quick else "sampler": sampler})
 
+    def for_study(self, study) -> "Spec":
+        """This spec with a study's predictors, coded as the study's paper coded them, as its outcome predictors.
+
+        Refuses in one line a model the study cannot feed: an item-level model (a study publishes no
+        items), a banded-index model without that banded predictor, a grouping the study does not declare.
+        """
+        import copy
+        import dataclasses
+
+        where = f"spec {self.source} ({self.model}) with study {study.id}"
+        if self.entry.item_level:
+            raise SpecError(f"{where}: an item-level model needs a survey, and a study publishes only its tables; "
+                            "fit it on a survey file with a codebook instead")
+        names = {p.name: p for p in study.predictors}
+        banded = self.entry.banded_predictor
+        if banded and not (banded in names and names[banded].banded):
+            raise SpecError(f"{where}: this model reads '{banded}' as a banded index, and the study declares no "
+                            f"[[predictor]] '{banded}' with banded = true")
+        if self.entry.hierarchical and (self.group not in names or names[self.group].coding != "indicator"):
+            raise SpecError(f"{where}: [hierarchy] group = '{self.group}' must be one of the study's indicator-coded "
+                            f"predictors ({', '.join(p.name for p in study.predictors if p.coding == 'indicator')})")
+        for term in [*self.interactions, *([self.varying] if self.entry.hierarchical else [])]:
+            if any(name not in names for name in term):
+                raise SpecError(f"{where}: {list(term)} ([outcome] interactions or [hierarchy] varying) names a "
+                                f"predictor the study does not declare ({', '.join(names)})")
+        predictors = [{"name": p.name, "coding": "linear" if p.coding == "linear" else "categorical"}
+                      for p in study.predictors]
+        raw = copy.deepcopy(self.raw)
+        raw.setdefault("outcome", {})["predictors"] = predictors
+        return dataclasses.replace(self, predictors=tuple(Predictor(**p) for p in predictors), raw=raw)
+
     def hash(self) -> str:
         """SHA-256 of the parsed spec (canonical JSON): the spec identity recorded with every run."""
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()

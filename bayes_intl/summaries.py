@@ -36,7 +36,7 @@ class MleEstimates:
 
     @classmethod
     def from_fit(cls, fit) -> "MleEstimates":
-        cells = fit.table("Table 5").set_index("id")["value"]
+        cells = fit.table(fit.predicted_table).set_index("id")["value"]
         return cls(fit.formula, {k: float(v) for k, v in fit.params.items()}, {k: float(v) for k, v in fit.bse.items()},
                    {k: float(v) for k, v in cells.items()})
 
@@ -46,23 +46,29 @@ class MleEstimates:
 
 def spec_formula(spec: Spec, design: Design = PAPER_DESIGN) -> str:
     """The spec's outcome model as a statsmodels formula (categorical predictors as C(name), against the reference)."""
+    from .study import formula_name
+
     def term(p):
         if p.coding == "linear":
-            return p.name
+            return formula_name(p.name)
         reference = design.covariate(p.name).reference
-        return f"C({p.name})" if reference == 0 else f"C({p.name}, Treatment(reference={reference}))"
+        name = formula_name(p.name)
+        return f"C({name})" if reference == 0 else f"C({name}, Treatment(reference={reference}))"
 
-    terms = [term(p) for p in spec.predictors] + [":".join(i) for i in spec.interactions]
+    terms = [term(p) for p in spec.predictors] + [":".join(map(formula_name, i)) for i in spec.interactions]
     return f"{design.outcome} ~ " + " + ".join(terms)
 
 
 def _mle_names(spec: Spec, design: Design) -> dict[str, str]:
     """statsmodels' names of the categorical dummies (``C(size)[T.1]``) -> the models' (``size[small]``)."""
-    out = {}
+    from .study import formula_name
+
+    out = {formula_name(p.name): p.name for p in spec.predictors if p.coding == "linear"}
     for p in spec.predictors:
         if p.coding == "categorical":
             cov = design.covariate(p.name)
-            head = f"C({p.name})" if cov.reference == 0 else f"C({p.name}, Treatment(reference={cov.reference}))"
+            name = formula_name(p.name)
+            head = f"C({name})" if cov.reference == 0 else f"C({name}, Treatment(reference={cov.reference}))"
             out |= {f"{head}[T.{code}]": f"{p.name}[{label}]" for code, label in enumerate(cov.labels)}
     return out
 
@@ -121,12 +127,10 @@ def scalar_draws(group, names) -> dict[str, np.ndarray]:
 
 
 def table5_grid() -> pd.DataFrame:
-    from .baselines import table5_grid as grid
+    """The paper's Table 5 cells: id, size, capinno, activity codes and their ``<name>_label``."""
+    from .baselines import study_grid
 
-    return grid()
-
-
-PAPER_GRID_LABELS = {"size_name": "size_label", "level": "capinno_label", "activity_name": "activity_label"}
+    return study_grid()
 
 
 def prediction_grid(spec: Spec, design: Design, firms: pd.DataFrame) -> pd.DataFrame:
@@ -138,8 +142,7 @@ def prediction_grid(spec: Spec, design: Design, firms: pd.DataFrame) -> pd.DataF
     """
     names = list(dict.fromkeys([p.name for p in spec.predictors] + ([spec.group] if spec.entry.hierarchical else [])))
     if design.paper and set(names) <= {"capinno", "activity", "size"}:
-        grid = table5_grid().rename(columns=PAPER_GRID_LABELS)
-        return grid[["id", "size", "capinno", "activity", *PAPER_GRID_LABELS.values()]]
+        return table5_grid()
     import itertools
 
     categorical = [design.covariate(n) for n in names if design.covariate(n).type == "categorical"]
@@ -189,18 +192,26 @@ def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.Data
     return 1 / (1 + np.exp(-eta))
 
 
-def table5(probs: np.ndarray, mle: MleEstimates | None, grid: pd.DataFrame | None = None,
-           design: Design = PAPER_DESIGN) -> pd.DataFrame:
-    """Table 5 from (draw, cell) probabilities, beside the paper (for its design) and the MLE refit."""
-    from .paper import load_paper
+def published_cells(study, grid: pd.DataFrame) -> list[float]:
+    """The study's printed predicted probability at each grid cell (matched by level labels), else NaN."""
+    if study is None:
+        return [np.nan] * len(grid)
+    printed = {frozenset(c.at.items()): study.value(c.id) for c in study.table_cells()}
+    names = [p.name for p in study.predictors]
+    if not all(f"{n}_label" in grid for n in names):
+        return [np.nan] * len(grid)
+    return [printed.get(frozenset((n, str(row[f"{n}_label"])) for n in names), np.nan) for _, row in grid.iterrows()]
 
-    grid = grid if grid is not None else table5_grid().rename(columns=PAPER_GRID_LABELS)
+
+def table5(probs: np.ndarray, mle: MleEstimates | None, grid: pd.DataFrame | None = None,
+           design: Design = PAPER_DESIGN, study=None) -> pd.DataFrame:
+    """Table 5 from (draw, cell) probabilities, beside the study's printed values and the MLE refit."""
+    grid = grid if grid is not None else table5_grid()
     interval = hdi(probs)
-    paper = load_paper()
     mle_p = mle.table5 if mle is not None else {}
     return pd.DataFrame({
         "id": grid["id"], **{n: grid[f"{n}_label"] for n in grid_labels(grid)},
-        "paper": [paper.value(i) if design.paper and i in paper else np.nan for i in grid["id"]],
+        "paper": published_cells(study, grid),
         "mle": [float(mle_p.get(i, np.nan)) for i in grid["id"]],
         "mean": probs.mean(axis=0), "hdi_low": interval[:, 0], "hdi_high": interval[:, 1],
         "p_above_half": (probs > 0.5).mean(axis=0),
@@ -233,20 +244,21 @@ def coefficient_draws(spec: Spec, posterior, design: Design = PAPER_DESIGN) -> d
     return out
 
 
-def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None, design: Design = PAPER_DESIGN) -> pd.DataFrame:
-    """Paper B and 95% CI (the paper's design), MLE B and 95% CI, posterior mean and 94% HDI: log-odds and odds ratios."""
-    from .paper import TABLE4_TERMS, load_paper
-
-    paper = load_paper()
+def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None, design: Design = PAPER_DESIGN,
+                      study=None) -> pd.DataFrame:
+    """The study's printed B and 95% CI, MLE B and 95% CI, posterior mean and 94% HDI: log-odds and odds ratios."""
+    paper = study
+    terms = {} if study is None else {name: t.id for t in study.terms for name in (t.term, t.id.split(".", 1)[1])}
     rows = []
     for term, draws in coefficient_draws(spec, posterior, design).items():
         interval = hdi(draws[:, None])[0]
         row = {"term": term, "post_mean": draws.mean(), "post_median": np.median(draws), "post_sd": draws.std(ddof=1),
                "hdi_low": interval[0], "hdi_high": interval[1]}
-        if design.paper and term in TABLE4_TERMS:
-            b, se = paper.value(f"table4.{term}.b"), paper.value(f"table4.{term}.se")
-            lo = np.log(paper.value(f"table4.{term}.ci_lower")) if f"table4.{term}.ci_lower" in paper else b - Z975 * se
-            hi = np.log(paper.value(f"table4.{term}.ci_upper")) if f"table4.{term}.ci_upper" in paper else b + Z975 * se
+        if term in terms:
+            fid = terms[term]
+            b, se = paper.value(f"{fid}.b"), paper.value(f"{fid}.se")
+            lo = np.log(paper.value(f"{fid}.ci_lower")) if f"{fid}.ci_lower" in paper else b - Z975 * se
+            hi = np.log(paper.value(f"{fid}.ci_upper")) if f"{fid}.ci_upper" in paper else b + Z975 * se
             row |= {"paper_b": b, "paper_ci_low": lo, "paper_ci_high": hi}
         if mle is not None and term in mle.params:
             b, se = mle.params[term], mle.bse[term]
@@ -274,7 +286,7 @@ def capinno_contrast(probs: np.ndarray, grid: pd.DataFrame | None = None) -> pd.
 
     On the probability scale, so that models with different CAPINNO scales compare directly.
     """
-    grid = grid if grid is not None else table5_grid().rename(columns=PAPER_GRID_LABELS)
+    grid = grid if grid is not None else table5_grid()
     others = [n for n in grid_labels(grid) if n != "capinno"]
     if "capinno" not in grid_labels(grid):
         return pd.DataFrame(columns=others + CONTRAST_COLUMNS)
@@ -306,7 +318,7 @@ def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
     rows = []
     for b, idx in enumerate(np.array_split(order, bins)):
         share = rep[:, idx].mean(axis=1)
-        rows.append({"bin": b + 1, "firms": len(idx), "predicted": predicted[idx].mean(), "observed": y[idx].mean(),
+        rows.append({"bin": b + 1, "cases": len(idx), "predicted": predicted[idx].mean(), "observed": y[idx].mean(),
                      "rep_low": np.quantile(share, 0.03), "rep_high": np.quantile(share, 0.97)})
     return pd.DataFrame(rows)
 
@@ -501,17 +513,25 @@ def classification_changes(table: pd.DataFrame) -> pd.DataFrame:
         paper_class=np.where(paper_yes, "yes", "no"), p_flip=p_flip)
 
 
-def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
-                  mle: MleEstimates | None) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Every table a run carries, each computed once: (tables by file stem, JSON-ready extras)."""
+def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData, mle: MleEstimates | None,
+                  study=None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every table a run carries, each computed once: (tables by file stem, JSON-ready extras).
+
+    ``study``: whose printed figures stand beside the posterior (default: the Sonora paper's, for runs
+    of its design)."""
     entry, tables, extras = spec.entry, {}, {}
     if entry.outcome:
         design = data.design
+        if study is None and design.paper:
+            from .study import load_study
+
+            study = load_study()
         grid = prediction_grid(spec, design, data.firms)
         probs = grid_probabilities(spec, idata.posterior, data.firms, grid, design)
-        tables["table5"] = table5(probs, mle, grid, design)
-        tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid, design), mle, grid, design)
-        tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design)
+        tables["table5"] = table5(probs, mle, grid, design, study)
+        tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid, design), mle, grid,
+                                        design, study)
+        tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design, study)
         tables["capinno_contrast"] = capinno_contrast(probs, grid)
         tables["calibration"] = calibration_bins(idata)
         extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms)
@@ -523,3 +543,22 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData,
         if spec.structure == "correlated" and len(codebook.dimensions) > 1:
             tables["factor_correlations"] = factor_correlations(idata.posterior)
     return tables, extras
+
+
+def measurement_fit_lines(record: dict) -> list[str]:
+    """How well a measurement model fits, in the words a reader of a CFA needs: blavaan's chi-square PPP (continuous
+    items) and the posterior predictive p-value of the mean inter-item correlation, each with how to read it."""
+    lines = []
+    chi = record.get("chi_square_ppp")
+    if chi:
+        lines.append(f"posterior predictive p-value (PPP) of the {chi['statistic']} = {chi['ppp']:.2f} ({chi['items']} "
+                     f"items, {chi['respondents']} respondents; observed chi-square {chi['observed_mean']:.1f} on average "
+                     f"against {chi['replicated_mean']:.1f} in replicated data). Read it as blavaan's: near 0.5 the "
+                     "model reproduces the items' covariances; below about 0.05 it does not (as a chi-square test "
+                     "would reject the model).")
+    overall = record.get("item_ppc_overall")
+    if overall:
+        lines.append(f"posterior predictive p-value of the {overall['statistic']} = {overall['ppp']:.2f} (observed "
+                     f"{overall['observed']:.3f}, replicated {overall['rep_low']:.3f} to {overall['rep_high']:.3f}). "
+                     "Values near 0 or 1 mean the factor model fails to reproduce how the items hang together.")
+    return lines

@@ -85,6 +85,7 @@ def test_folders_that_are_not_complete_runs_are_refused_in_one_line(paper_run, t
     ("reanalyse_paper.py", "Report: "),
     ("fit_survey_file.py", "Loadings (posterior mean and 94% HDI)"),
     ("compare_priors.py", "sceptical slopes: Normal(mu=0, sigma=0.5)"),
+    ("reanalyse_study.py", "Report: "),
 ])
 def test_examples_run_at_tiny_settings(script, expected, tmp_path):
     done = subprocess.run([sys.executable, f"examples/{script}", "--draws", "40", "--out", str(tmp_path)],

@@ -5,7 +5,20 @@ from scipy import stats
 from scipy.special import expit
 
 from bayes_intl.audit import corner_range, run_audit, sample_size
-from bayes_intl.paper import TABLE4_TERMS, load_paper, table5_cells, table5_id
+from bayes_intl.study import load_study as load_paper
+
+TABLE4_TERMS = ("Capinno", "Activity", "Size", "Constant")
+
+
+def table5_id(size, level, act):
+    return f"table5.{size}.{level}.{act}"
+
+
+def table5_cells():
+    """The 18 Table 5 cells of the Sonora study as (size, level, activity, (size, capinno, activity codes))."""
+    study = load_paper()
+    return [(c.at["size"], c.at["capinno"], c.at["activity"],
+             tuple(study.at_codes(c.at)[k] for k in ("size", "capinno", "activity"))) for c in study.table_cells()]
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def test_stage_outputs_carry_the_same_provenance_as_the_commands(quick_analysis)
     package versions and the data's RECONSTRUCTED label on every file."""
     _, _, root = quick_analysis
     audit = json.loads((root / "out" / "audit" / "audit.json").read_text())
-    assert set(audit["provenance"]) == {"paper_figures_sha256", "versions"}
+    assert set(audit["provenance"]) == {"study_sha256", "versions"}
     baseline = json.loads((root / "out" / "baseline" / "baseline.json").read_text())
     assert len(baseline["data_sha256"]) == 64 and "pymc" in baseline["versions"]
     assert "RECONSTRUCTED" in baseline["data_provenance"].upper()
@@ -142,7 +142,7 @@ def test_run_command_json_reports_reuse(quick_analysis, capsys):
     analysis, _, root = quick_analysis
     assert main(["run", analysis.source, "--quick", "--out", str(root / "out"), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert set(payload) == {"analysis", "quick", "out", "seconds", "report", "runs", "stages"}
+    assert set(payload) == {"analysis", "study", "quick", "out", "seconds", "report", "runs", "models_skipped", "stages"}
     assert payload["quick"] is True and Path(payload["report"]).exists()
     assert all(set(s) == {"name", "reused", "seconds", "summary", "outputs"} for s in payload["stages"])
     assert sum(s["reused"] for s in payload["stages"]) >= len(payload["stages"]) - 1

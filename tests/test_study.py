@@ -1,0 +1,117 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from bayes_intl.errors import SpecError
+from bayes_intl.study import load_study, parse_study, shipped_studies, study_path
+from bayes_intl.spec import read_toml
+
+TABLE4_TERMS = ("Capinno", "Activity", "Size", "Constant")
+
+
+def test_every_figure_has_a_source_and_a_precision():
+    paper = load_study()
+    assert len(paper.figures) >= 80
+    for fig in paper.figures.values():
+        assert fig.table and fig.row and fig.column, fig.id
+        float(fig.printed)  # parses
+        lo, hi = fig.interval
+        assert lo <= fig.value <= hi
+
+
+def test_printed_precision_survives_trailing_zeros():
+    paper = load_study()
+    assert paper["table4.Capinno.wald"].decimals == 3  # printed 13.030
+    assert paper["table4.Capinno.wald"].interval == pytest.approx((13.0295, 13.0305), abs=1e-12)
+    assert paper["table4.Capinno.sig"].interval == (0.0, 0.0005)  # ".000" cannot go negative
+    assert paper["sample.n"].interval == (116, 116)  # counts are exact
+
+
+def test_sonora_tables_are_complete_and_coded_as_the_paper_coded_them():
+    paper = load_study("sonora")
+    for term in TABLE4_TERMS:
+        for col in ("b", "se", "wald", "sig", "exp_b"):
+            assert f"table4.{term}.{col}" in paper
+    assert [t.term for t in paper.terms] == ["capinno", "activity[IT]", "size", "Constant"]
+    assert len(paper.table_cells()) == 18 and paper.predicted_table == "Table 5"
+    assert paper.value("sample.IT") + paper.value("sample.MM") == paper.value("sample.n")
+    assert paper.cut == 0.5 and paper.outcome == "internationalized"
+    x = paper.design_matrix(paper.cells())
+    assert x.shape == (18, 4) and (x[:, 3] == 1).all()  # Constant last, as in Table 4
+
+
+def test_with_printed_returns_a_copy():
+    paper = load_study()
+    changed = paper.with_printed({"table4.Size.b": "1.115"})
+    assert changed.value("table4.Size.b") == 1.115
+    assert paper.value("table4.Size.b") == 1.105
+
+
+def test_shipped_studies_are_found_by_name():
+    assert "sonora" in shipped_studies()
+    assert study_path("sonora").is_file()
+
+
+def _raw():
+    return read_toml(study_path("sonora"), "study")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["study"].update(citaton="x"), r"unknown key 'citaton' in \[study\]; did you mean 'citation'\?"),
+    (lambda r: r.update(predictors=[]), r"unknown key 'predictors' in the file; did you mean 'predictor'\?"),
+    (lambda r: r["coefficient"][1].update(term="sector[IT]"),
+     r"\[\[coefficient\]\] #2.term = 'sector\[IT\]' is not a declared predictor's term"),
+    (lambda r: r["predictor"].append({"name": "age", "labels": ["young", "old"]}),
+     r"predictor term 'age\[old\]' has no row in \[\[coefficient\]\]"),
+    (lambda r: r["predicted"][0]["at"].update(region="north"),
+     r"\[\[predicted\]\] #1.at.region: no predictor named 'region' is declared"),
+    (lambda r: r["margin"][1].update(predictor="sector"),
+     r"\[\[margin\]\] #2.predictor = 'sector': no predictor of that name is declared"),
+    (lambda r: r["coefficient"][0].update(b=1.473), r"\[\[coefficient\]\] #1.b must be the figure as printed"),
+    (lambda r: r.update(schema_version=2), r"schema_version must be 1"),
+    (lambda r: r["predictor"][0].update(coding="ordinal"), r"coding must be 'linear' or 'indicator'"),
+])
+def test_a_bad_study_is_refused_in_one_line_naming_the_key(mutate, message):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(SpecError, match=message) as info:
+        parse_study(raw, "bad.toml")
+    text = str(info.value)
+    assert text.startswith("study bad.toml: ") and "\n" not in text
+
+
+def test_a_missing_study_file_is_one_line(tmp_path):
+    with pytest.raises(SpecError, match=re.escape(f"study {tmp_path / 'none.toml'}: file not found")):
+        load_study(tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize("name", shipped_studies())
+def test_audit_json_works_for_every_shipped_study(name, tmp_path, capsys):
+    import json
+
+    from bayes_intl.cli import main
+
+    assert main(["audit", "--study", name, "--out", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["study"]["id"] == name and payload["summary"]["figures_checked"] > 20
+    assert payload["provenance"]["study_sha256"]
+
+
+def test_run_quick_json_on_the_titanic_study_writes_a_report_without_the_sonora_words(tmp_path, capsys):
+    import json
+
+    from bayes_intl.cli import main
+
+    assert main(["run", "--study", "titanic", "--quick", "--out", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["study"]["id"] == "titanic" and len(payload["runs"]) == 1
+    assert len(payload["models_skipped"]) == 3  # hierarchical (no 'activity'), banded CAPINNO, item-level
+    stages = {s["name"]: s["summary"] for s in payload["stages"]}
+    assert stages["audit"].startswith("54 of 54 checks consistent")
+    assert "identical to the shipped table" in stages["reconstruct"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "capinno" not in report.lower()
+    assert "RECONSTRUCTED" in report and "survived" in report
+    coefficients = (tmp_path / "report" / "tables" / "coefficients.csv").read_text()
+    assert "class[1st]" in coefficients
