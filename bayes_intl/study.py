@@ -589,7 +589,8 @@ def shipped_studies() -> list[str]:
 @lru_cache(maxsize=16)
 def _load(path: str) -> Study:
     from .spec import read_toml
-
+    if not Path(path).exists():
+        raise SpecError(f"study {path}: file not found (a study file, or a shipped study: {', '.join(shipped_studies())})")
     return parse_study(read_toml(path, "study"), path)
 
 
