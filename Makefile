@@ -32,7 +32,7 @@ browser:
 	  else echo "note: install Chromium (Debian/Ubuntu: sudo apt-get install chromium) for the browser tests"; fi; }
 
 # The whole re-analysis, ending with the report's path. QUICK=1 for the one-minute first look;
-# SEARCH=1 reruns the reconstruction search (about 4 minutes) instead of checking the shipped table.
+# SEARCH=1 reruns the reconstruction search (about 20 seconds) instead of checking the shipped table.
 analysis: $(STAMP)
 	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,) $(if $(STUDY),--study $(STUDY),)
 

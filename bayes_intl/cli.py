@@ -113,9 +113,8 @@ def cmd_reconstruct(args) -> int:
     from .pipeline import write_reconstruction
     from .reporting import fmt, text_table
 
-    payload = write_reconstruction(Path(args.out), search=not args.shipped, seed=args.seed, chains=args.chains,
-                                   steps=args.steps, polish=args.polish, jobs=args.jobs, firms=args.firms,
-                                   study=args.study)
+    payload = write_reconstruction(Path(args.out), search=not args.shipped, seed=args.seed, starts=args.starts,
+                                   rounds=args.rounds, solutions=args.solutions, firms=args.firms, study=args.study)
     if args.json:
         _emit_json(payload)
         return 0
@@ -266,7 +265,7 @@ def _fit_ensemble(args) -> int:
     from .runs import fit_ensemble
 
     run = fit_ensemble(args.spec, seed=args.seed, members=args.members, quick=args.quick, out=args.out,
-                       progress=not args.json)
+                       progress=not args.json, study=args.study)
     coef, cells, n = run.coefficients, run.table5, run.record["members"]
     if args.json:
         _emit_json({"run": str(run.folder), "coefficients": coef.to_dict(orient="records"),
@@ -278,7 +277,7 @@ def _fit_ensemble(args) -> int:
                       "member means"], [
         [r.term, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
          fmt(r.within_sd, 3), f"{fmt(r.member_mean_min, 2)} .. {fmt(r.member_mean_max, 2)}"] for r in coef.itertuples()]))
-    print("\nTable 5 cells: pooled P(internationalized) with between- and within-spread")
+    print(f"\nPredicted-probability cells: pooled P({run.record['outcome']}) with between- and within-spread")
     print(text_table(["cell", "pooled mean", "94% HDI", "between SD", "within SD"], [
         [r.id, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
          fmt(r.within_sd, 3)] for r in cells.itertuples()]))
@@ -445,10 +444,10 @@ def _data_commands(sub) -> None:
                                            "table, coefficients and margins")
     _study_argument(p)
     p.add_argument("--seed", type=int, default=20150601, help="random seed (default: 20150601)")
-    p.add_argument("--chains", type=int, default=192, help="annealed designs (default: 192)")
-    p.add_argument("--steps", type=int, default=4000, help="annealing steps (default: 4000)")
-    p.add_argument("--polish", type=int, default=32, help="designs refined by MILP (default: 32)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores; same result)")
+    p.add_argument("--starts", type=int, default=24, help="start designs matched to the printed SEs (default: 24)")
+    p.add_argument("--rounds", type=int, default=6, help="rounds of lattice search around the best (default: 6)")
+    p.add_argument("--solutions", type=int, default=10000,
+                   help="lattice points enumerated around each design (default: 10000)")
     p.add_argument("--firms", action="store_true", help="also write the best table expanded to firm rows")
     p.add_argument("--shipped", action="store_true",
                    help="do not search: check the shipped reconstruction by refitting it (seconds)")

@@ -22,10 +22,10 @@ from .spec import did_you_mean, read_toml
 
 log = logging.getLogger(__name__)
 ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick"}
-RECONSTRUCT_KEYS = {"search", "chains", "steps", "polish"}
+RECONSTRUCT_KEYS = {"search", "starts", "rounds", "solutions"}
 QUICK_KEYS = {"reconstruct"}
 # The search is opt-in: its result is shipped (bayes_intl/data/reconstruction.csv) and checked by a refit.
-SEARCH_DEFAULTS = {"search": False, "chains": 192, "steps": 4000, "polish": 64}
+SEARCH_DEFAULTS = {"search": False, "starts": 24, "rounds": 6, "solutions": 10000}
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def load_analysis(path: str | Path) -> Analysis:
     quick = keys(raw.get("quick", {}), QUICK_KEYS, "quick")
     quick_reconstruct = keys(quick.get("reconstruct", {}), RECONSTRUCT_KEYS, "quick.reconstruct")
     for where, table in (("reconstruct", reconstruct), ("quick.reconstruct", quick_reconstruct)):
-        for key in ("chains", "steps", "polish"):
+        for key in ("starts", "rounds", "solutions"):
             if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool) or table[key] < 1):
                 raise bad(f"{where}.{key}", "a positive whole number", repr(table[key]))
         if "search" in table and not isinstance(table["search"], bool):
@@ -166,8 +166,8 @@ def write_baseline(data, folder: Path, *, formula: str | None = None, study=None
     return fit, comparison, payload
 
 
-def write_reconstruction(folder: Path, *, search: bool, seed: int, chains: int = 192, steps: int = 4000,
-                         polish: int = 32, jobs: int | None = None, firms: bool = False, study=None) -> dict:
+def write_reconstruction(folder: Path, *, search: bool, seed: int, starts: int = 24, rounds: int = 6,
+                         solutions: int = 10000, firms: bool = False, study=None) -> dict:
     """Rerun the reconstruction search (``search``) or take the study's shipped reconstruction, refit it
     beside the published classification table and coefficients, and write ``best_table.csv``,
     ``ensemble.csv`` and ``reconstruction.json``; shared by ``bayes-intl reconstruct`` and the analysis
@@ -187,7 +187,7 @@ def write_reconstruction(folder: Path, *, search: bool, seed: int, chains: int =
     meta = json.loads(meta_path.read_text()) if meta_path and meta_path.exists() else {}
     started = time.perf_counter()
     if search:
-        found = reconstruct(study, seed=seed, chains=chains, steps=steps, polish=polish, jobs=jobs)
+        found = reconstruct(study, seed=seed, starts=starts, rounds=rounds, solutions=solutions)
         table, ensemble, settings = found.best.table(), ensemble_frame(found), found.settings
         how = f"search rerun here in {found.seconds:.0f} s; {found.coverage()}"
         within, scored = found.within, found.distinct_designs_scored
@@ -346,8 +346,8 @@ def _stage_audit(folder: Path, study=None):
 
 
 def _stage_reconstruct(folder: Path, preset: dict, seed: int, study=None):
-    payload = write_reconstruction(folder, search=preset["search"], seed=seed, chains=preset["chains"],
-                                   steps=preset["steps"], polish=preset["polish"], study=study)
+    payload = write_reconstruction(folder, search=preset["search"], seed=seed, starts=preset["starts"],
+                                   rounds=preset["rounds"], solutions=preset["solutions"], study=study)
     refit = payload["refit_vs_published"]
     printed_same = sum(bool(r["same_when_printed"]) for r in refit)
     summary = (f"k = {payload['k']:.2f} ({payload['how']}); refit prints {printed_same} of {len(refit)} classification "

@@ -224,19 +224,28 @@ class _Clock:
 
 # --- the reconstruction ensemble ----------------------------------------------------------------
 
-def ensemble_tables() -> list[tuple[float, object]]:
-    """The shipped reconstruction ensemble: (k, CellTable) per member, best first."""
-    from importlib import resources
-
+def ensemble_tables(study=None) -> list[tuple[float, object]]:
+    """A study's shipped reconstruction ensemble (default: Sonora's): (k, CellTable) per member, best first."""
     from .data import CellTable
+    from .errors import SpecError
     from .reconstruct import PROVENANCE
+    from .study import load_study
 
-    path = Path(str(resources.files("bayes_intl").joinpath("data/reconstruction_ensemble.csv")))
+    study = load_study() if study is None else study
+    if not study.reconstruction:
+        raise SpecError(f"study {study.source}: no reconstruction is shipped with it ([study] reconstruction)")
+    table_path = Path(study.reconstruction)
+    path = table_path.with_name(table_path.stem + "_ensemble.csv")
+    if not path.exists():
+        raise SpecError(f"study {study.source}: no reconstruction ensemble ({path.name}) is shipped beside "
+                        f"{table_path.name}; `bayes-intl reconstruct --study ...` writes one (ensemble.csv)")
     frame = pd.read_csv(path)
+    names = [p.name for p in study.predictors]
     members = []
     for member, cells in frame.groupby("member", sort=True):
-        table = cells[["size", "capinno", "activity", "n", "y"]].reset_index(drop=True).astype("int64")
-        members.append((float(cells["k"].iloc[0]), CellTable(table, f"{path} member {member}", PROVENANCE)))
+        table = cells[[*names, "n", "y"]].reset_index(drop=True).astype("int64")
+        provenance = str(cells["data_provenance"].iloc[0]) if "data_provenance" in cells else PROVENANCE
+        members.append((float(cells["k"].iloc[0]), CellTable(table, f"{path} member {member}", provenance)))
     return members
 
 
@@ -258,7 +267,8 @@ ENSEMBLE_NOTE = "RECONSTRUCTED data: the shipped ensemble of reconstructions (no
 
 
 def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: int | None = None, quick: bool = False,
-                 sampler: dict | None = None, out: str | Path | None = None, progress: bool = False) -> EnsembleRun:
+                 sampler: dict | None = None, out: str | Path | None = None, progress: bool = False,
+                 study=None) -> EnsembleRun:
     """Fit ``spec`` on each reconstruction of the ensemble; pool the draws and split the spread.
 
     For every coefficient and Table 5 cell: the pooled posterior mean and 94% HDI, the
@@ -271,15 +281,24 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
     from .inference import sample
     from .models import build_model
     from .store import package_versions, save_ensemble
-    from .summaries import coefficient_draws, grid_probabilities, table5_grid
+    from .summaries import coefficient_draws, grid_probabilities, prediction_grid, table5_grid
 
     spec = resolve(spec, sampler=sampler, quick=quick)
     chosen = spec.quick if quick else spec.sampler
+    if study is not None:
+        from .data import study_model_data
+        from .study import Study, load_study
+
+        study = study if isinstance(study, Study) else load_study(study)
+        spec = spec.for_study(study)
     coef_rows, cell_rows = [], []
-    members_used = ensemble_tables()[: members or None]
-    grid = table5_grid()
+    members_used = ensemble_tables(study)[: members or None]
+    grid = None if study is not None else table5_grid()
     for i, (k, table) in enumerate(tqdm(members_used, desc="ensemble", unit="fit", disable=not progress)):
-        if spec.entry.item_level:
+        if study is not None:
+            data = study_model_data(study, table)
+            grid = prediction_grid(spec, data.design, data.firms) if grid is None else grid
+        elif spec.entry.item_level:
             survey = synthetic_survey(table, seed=seed, source=f"synthetic survey of {table.source}")
             data = ModelData(survey.firms, survey, survey.source, survey.provenance)
         else:
@@ -288,14 +307,18 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
         for term, draws in coefficient_draws(spec, idata.posterior).items():
             coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "draw": np.arange(len(draws)),
                                            "value": draws}))
-        probs = grid_probabilities(spec, idata.posterior, data.firms, grid)
+        probs = grid_probabilities(spec, idata.posterior, data.firms, grid, data.design)
         cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "value": probs.ravel(),
                                        "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel()}))
     n = len(members_used)
     name = f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{seed}{'-quick' if quick else ''}"
     record = {"kind": "ensemble", "run_id": name, "model": spec.model, "spec": str(spec.source),
+              "study": study.id if study is not None else "sonora",
+              "outcome": study.outcome if study is not None else "internationalized",
               "spec_sha256": spec.hash(), "spec_document": spec.raw, "members": n, "seed": seed,
-              "sampler": chosen.__dict__, "data_provenance": ENSEMBLE_NOTE, "versions": package_versions()}
+              "sampler": chosen.__dict__, "versions": package_versions(),
+              "data_provenance": ENSEMBLE_NOTE if study is None else
+              f"RECONSTRUCTED data: the shipped ensemble of reconstructions of study '{study.id}' (not its real rows)"}
     run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record)
     if out is not None:
         run.folder = save_ensemble(run, Path(out) / name)

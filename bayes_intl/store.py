@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PACKAGES = ("bayes_intl", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "arviz", "highspy")
+PACKAGES = ("bayes_intl", "numpy", "scipy", "pandas", "statsmodels", "pymc", "pytensor", "arviz", "highspy", "fpylll")
 
 
 @contextmanager

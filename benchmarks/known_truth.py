@@ -78,14 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller search and draws, for a first look")
     args = parser.parse_args()
-    search = dict(chains=64, steps=1000, polish=8, refine=1) if args.quick else {}
+    search = dict(starts=8, rounds=2) if args.quick else {}
     sampler = {"chains": 2, "draws": 500, "tune": 500} if args.quick else {"chains": 4, "draws": 1000, "tune": 1000}
     recon_rows, coef_rows, post_rows, ensemble_rows = [], [], [], []
     for name in CASES:
         true, study = truth_and_study(name)
         audit = run_audit(study)
         started = time.perf_counter()
-        found = reconstruct(study, seed=SEED, jobs=2, **search)
+        found = reconstruct(study, seed=SEED, **search)
         seconds = time.perf_counter() - started
         problem = problem_of(study)
         n_true, s_true = true_cells(true, study)

@@ -30,7 +30,10 @@ def test_fit_returns_one_object_with_its_posterior_and_tables(paper_run):
     assert paper_run.idata.posterior.sizes["draw"] == 60 and paper_run.record["sampler"]["draws"] == 60
     assert len(paper_run.table5) == 18 and {"paper", "mle", "mean", "hdi_low", "hdi_high"} <= set(paper_run.table5)
     assert set(paper_run.coefficients["scale"]) == {"log-odds", "odds ratio"}
-    assert paper_run.mle.params["Capinno"] == pytest.approx(1.4709, abs=1e-4)  # the MLE on the reconstruction
+    from importlib import resources
+
+    shipped = json.loads(resources.files("bayes_intl").joinpath("data/reconstruction.json").read_text())
+    assert paper_run.mle.params["Capinno"] == pytest.approx(shipped["refit"]["b"]["Capinno"], abs=1e-9)
     assert paper_run.table5["mle"].tolist() == [paper_run.mle.table5[i] for i in paper_run.table5["id"]]
 
 
@@ -59,6 +62,16 @@ def test_ensemble_output_loads_and_is_refused_by_compare_and_report(tmp_path, ca
         assert main(command) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "ensemble" in err and str(run.folder) in err
+
+
+def test_an_ensemble_of_another_studys_reconstructions_uses_its_predictors_and_cells(tmp_path):
+    """Titanic: the shipped ensemble's members, class as three indicators, one cell per class x sex x age."""
+    run = fit_ensemble(ROOT / "models" / "paper_logit.toml", sampler=TINY, seed=2, members=2, out=tmp_path,
+                       study="titanic")
+    assert set(run.coefficients["term"]) == {"class[1st]", "class[2nd]", "class[3rd]", "sex[Female]", "age[Child]",
+                                             "Constant"}
+    assert len(run.table5) == 16 and (run.table5["members"] == 2).all()
+    assert "titanic" in run.record["data_provenance"] and run.record["outcome"] == "survived"
 
 
 def test_folders_that_are_not_complete_runs_are_refused_in_one_line(paper_run, tmp_path, capsys):

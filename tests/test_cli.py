@@ -52,7 +52,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 
 
 def test_reconstruct_json_keys(tmp_path, capsys):
-    args = ["reconstruct", "--chains", "8", "--steps", "200", "--polish", "2", "--jobs", "1", "--firms",
+    args = ["reconstruct", "--starts", "3", "--rounds", "1", "--solutions", "500", "--firms",
             "--out", str(tmp_path), "--json"]
     assert main(args) == 0
     payload = json.loads(capsys.readouterr().out)

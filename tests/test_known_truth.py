@@ -44,7 +44,7 @@ def test_the_printed_study_is_what_spss_prints_of_the_truth_and_audits_clean(bir
 
 def test_reconstruction_meets_the_printed_constraints_and_recovers_the_truths_coefficients(birthwt):
     true, study = birthwt
-    found = reconstruct(study, seed=3, chains=48, steps=800, polish=4, refine=1, jobs=1)
+    found = reconstruct(study, seed=3)
     cells = found.best.cells()
     assert "RECONSTRUCTED" in found.best.provenance
     truth_cells = true.firms.groupby(["race", "smoke", "ht", "ui"])["low"].agg(["size", "sum"])
@@ -68,7 +68,7 @@ def test_bayesian_fit_of_the_reconstruction_matches_the_fit_of_the_truth(birthwt
     from bayes_intl.runs import fit
 
     true, study = birthwt
-    found = reconstruct(study, seed=3, chains=48, steps=800, polish=4, refine=1, jobs=1)
+    found = reconstruct(study, seed=3)
     sampler = {"chains": 2, "draws": 400, "tune": 400}
     spec = Path(__file__).parents[1] / "models" / "paper_logit.toml"
     on_truth = fit(spec, study=study, data=study_model_data(study, true), sampler=sampler, seed=11)
