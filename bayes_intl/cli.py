@@ -136,10 +136,21 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .data import load_default, read_outcome_data
+    from .data import load_default, read_outcome_data, read_study_data
+    from .errors import SpecError
     from .pipeline import write_survey
+    from .study import load_study
 
-    frame = read_outcome_data(args.frame) if args.frame else load_default()
+    if args.study and not args.frame:
+        study = load_study(args.study)
+        names = [p.name for p in study.predictors]
+        if sorted(names) != ["activity", "capinno", "size"]:
+            raise SpecError(f"study {study.source}: the synthetic survey simulates the items behind CAPINNO for firms "
+                            f"with size, capinno and activity; study '{study.id}' has {', '.join(names)}, and no "
+                            "item-level construct to simulate")
+        frame = read_study_data(study)
+    else:
+        frame = read_outcome_data(args.frame) if args.frame else load_default()
     payload = write_survey(frame, Path(args.out), seed=args.seed)
     if args.json:
         _emit_json(payload)
@@ -456,6 +467,7 @@ def _data_commands(sub) -> None:
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("simulate", help="synthesize an item-level survey (csv, parquet, sav) behind CAPINNO")
+    _study_argument(p)
     p.add_argument("--frame", help="firm rows or cell counts to simulate for; default: the embedded reconstruction")
     p.add_argument("--seed", type=int, default=20150601, help="random seed (default: 20150601)")
     p.add_argument("--out", default="reports/simulate", help="output folder (default: reports/simulate)")

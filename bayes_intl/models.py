@@ -7,8 +7,8 @@ paper_logit::
 hierarchical_logit::
     logit P(y_i = 1) = a_g[i] + sum_k (b_k + d_g[i],k) x_ik + u_m[i]
     a_g = a + s_a z_g,  d_g,k = s_k z_g,k (k varying),  u_m = s_m z_m (non-centred)
-coarsened_latent::
-    u_i ~ Beta(alpha, beta) restricted to firm i's band [c/3, (c+1)/3);  capinno_i = 3 u_i - 1/2
+coarsened_latent (the spec's banded predictor: CAPINNO, or a study's banded index with K levels)::
+    u_i ~ Beta(alpha, beta) restricted to firm i's band [c/K, (c+1)/K);  capinno_i = K u_i - 1/2  (K = 3)
     logit P(y_i = 1) = a + b_capinno capinno_i + sum_k b_k x_ik
 latent_factor (second-order)::
     eta_i ~ N(0, 1);  f_id = (gamma_d eta_i + zeta_id) / sqrt(1 + gamma_d^2),  zeta_id ~ N(0, 1),  gamma_d > 0
@@ -55,10 +55,10 @@ def draw_prior(name: str, prior: Prior, **kwargs):
 
 
 def design_columns(spec: Spec, frame: pd.DataFrame, design: Design, *, exclude: tuple[str, ...] = (),
-                   capinno=None) -> tuple[list[str], list]:
+                   latent=None) -> tuple[list[str], list]:
     """Columns of the outcome's design (names and values) from the spec's predictors and interactions.
 
-    ``capinno`` replaces the observed band code by a latent tensor (latent models). A linear predictor
+    ``latent`` replaces the observed band code of ``spec.banded`` (CAPINNO) by a latent tensor. A linear predictor
     enters as its value (a categorical covariate as its code 0, 1, ...); a categorical one as dummies
     ``name[label]`` for every declared level but the reference; interactions multiply their columns.
     """
@@ -66,10 +66,10 @@ def design_columns(spec: Spec, frame: pd.DataFrame, design: Design, *, exclude: 
     for pred in spec.predictors:
         if pred.name in exclude:
             continue
-        if pred.name == "capinno" and capinno is not None:
+        if pred.name == spec.banded and latent is not None:
             if pred.coding != "linear":
-                raise ValueError("a latent CAPINNO enters linearly; set coding = 'linear' for capinno")
-            cols = [("capinno", capinno)]
+                raise ValueError(f"a latent index enters linearly; set coding = 'linear' for {pred.name}")
+            cols = [(pred.name, latent)]
         elif pred.coding == "linear":
             cols = [(pred.name, frame[pred.name].to_numpy(dtype=float))]
         else:
@@ -101,11 +101,11 @@ def _stack(columns: list):
     return pt.stack([pt.as_tensor_variable(c) for c in columns], axis=1)
 
 
-def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical: bool, capinno=None) -> None:
+def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical: bool, latent=None) -> None:
     """Add the outcome part, flat or hierarchical (sector-varying), to ``model``."""
     firms = data.firms
     exclude = (spec.group,) if hierarchical else ()
-    names, columns = design_columns(spec, firms, data.design, exclude=exclude, capinno=capinno)
+    names, columns = design_columns(spec, firms, data.design, exclude=exclude, latent=latent)
     model.add_coord("term", names)
     x = _stack(columns)
     intercept = draw_prior("intercept", spec.priors["intercept"])
@@ -387,22 +387,24 @@ def build_hierarchical_logit(spec: Spec, data: ModelData, model: pm.Model, gener
 
 
 def build_coarsened_latent(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
+    name = spec.banded
+    bands = len(data.design.covariate(name).labels)
     alpha = draw_prior("index_alpha", spec.priors["index_alpha"])
     beta = draw_prior("index_beta", spec.priors["index_beta"])
-    if generative:  # the process the bands come from: u ~ Beta, band = the third u falls in
-        index = pm.Beta("capinno_index", alpha, beta, dims="firm")
-        pm.Deterministic("capinno_band", pt.minimum(pt.floor(3 * index), 2), dims="firm")
+    if generative:  # the process the bands come from: u ~ Beta, band = the 1/bands-wide interval u falls in
+        index = pm.Beta(f"{name}_index", alpha, beta, dims="firm")
+        pm.Deterministic(f"{name}_band", pt.minimum(pt.floor(bands * index), bands - 1), dims="firm")
     else:  # u observed only as its band: interval-censored, with the Beta density as a Potential
-        band = _observed("capinno_band", data.firms["capinno"].to_numpy(), ("firm",))
-        index = pm.Uniform("capinno_index", lower=band / 3, upper=(band + 1) / 3, dims="firm")
+        band = _observed(f"{name}_band", data.firms[name].to_numpy(), ("firm",))
+        index = pm.Uniform(f"{name}_index", lower=band / bands, upper=(band + 1) / bands, dims="firm")
         pm.Potential("index_density", pm.logp(pm.Beta.dist(alpha, beta), index).sum())
-    latent = pm.Deterministic("capinno_latent", 3 * index - 0.5, dims="firm")
-    _logit_outcome(spec, data, model, hierarchical=False, capinno=latent)
+    latent = pm.Deterministic(f"{name}_latent", bands * index - 0.5, dims="firm")
+    _logit_outcome(spec, data, model, hierarchical=False, latent=latent)
 
 
 def build_latent_factor(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:
     capinno = _measurement(spec, data.survey, model)
-    _logit_outcome(spec, data, model, hierarchical=True, capinno=capinno)
+    _logit_outcome(spec, data, model, hierarchical=True, latent=capinno)
 
 
 def build_measurement_only(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:

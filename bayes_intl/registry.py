@@ -17,24 +17,24 @@ from . import models
 LEVEL_NAMES = ("low", "average", "high")
 
 
-def band_codes(posterior, firms) -> np.ndarray:
-    """CAPINNO levels of the observed-band models: the paper's codes 0, 1, 2 in every draw."""
-    return np.tile(np.arange(3.0), (posterior.sizes["chain"] * posterior.sizes["draw"], 1))
+def band_codes(posterior, firms, name: str, bands: int) -> np.ndarray:
+    """Levels of the observed-band models: the paper's codes 0 .. bands - 1 in every draw."""
+    return np.tile(np.arange(float(bands)), (posterior.sizes["chain"] * posterior.sizes["draw"], 1))
 
 
-def factor_band_means(posterior, firms) -> np.ndarray:
+def factor_band_means(posterior, firms, name: str, bands: int) -> np.ndarray:
     """CAPINNO levels of the latent factor: the mean factor score of the firms observed in each band, per draw."""
     factor = posterior["capinno_factor"].stack(sample=("chain", "draw")).transpose("sample", "firm").to_numpy()
-    band = firms["capinno"].to_numpy()
+    band = firms[name].to_numpy()
     return np.column_stack([factor[:, band == b].mean(axis=1) if (band == b).any() else np.full(len(factor), np.nan)
-                            for b in range(3)])
+                            for b in range(bands)])
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     """One model: its builder, the priors its spec must give, and how its posterior is read.
 
-    ``levels(posterior, firms) -> (draw, 3)`` is what a "low", "average" and "high" firm is on the
+    ``levels(posterior, firms, name, bands) -> (draw, bands)`` is what a "low", "average" and "high" firm is on the
     model's CAPINNO scale; Table 5 and the CAPINNO contrast are evaluated there. ``hierarchical``
     models read Activity as the difference of the sector intercepts, and the Constant as MM's.
     """
@@ -50,7 +50,7 @@ class ModelEntry:
     level_meaning: str = "the paper's band codes 0, 1, 2"
     simulated_extra: tuple[str, ...] = ()  # generative-only variables SBC swaps in as data
     shown: tuple[str, ...] = ("intercept", "slope")  # parameters of the rank and prior/posterior plots
-    banded_predictor: str | None = None  # the predictor the model reads as a banded latent index
+    banded_predictor: bool = False  # reads the spec's banded predictor (a study's banded = true) as a latent index
 
 
 OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
@@ -68,7 +68,7 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in (
     ModelEntry("coarsened_latent", models.build_coarsened_latent, ("intercept", "slope", "index_alpha", "index_beta"),
                ("intercept", "slope", "index_alpha", "index_beta"),
                level_meaning="the band centres 1/6, 1/2, 5/6 of the latent index (0, 1, 2 on its 3u - 1/2 scale)",
-               simulated_extra=("capinno_band",), banded_predictor="capinno"),
+               simulated_extra=("capinno_band",), banded_predictor=True),
     ModelEntry("latent_factor", models.build_latent_factor, ("intercept", "slope", "group_sd", *_MEASUREMENT_PRIORS),
                ("intercept", "slope", "intercept_sd", "group_sd", "second_order_loading", "loading"),
                item_level=True, hierarchical=True, levels=factor_band_means,

@@ -83,6 +83,7 @@ class Spec:
     quick: Sampler
     source: str = "<spec>"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    banded: str = "capinno"  # the predictor read at the model's own levels (a study's banded index)
 
     @property
     def entry(self):
@@ -114,14 +115,18 @@ class Spec:
             raise SpecError(f"{where}: an item-level model needs a survey, and a study publishes only its tables; "
                             "fit it on a survey file with a codebook instead")
         names = {p.name: p for p in study.predictors}
-        banded = self.entry.banded_predictor
-        if banded and not (banded in names and names[banded].banded):
-            raise SpecError(f"{where}: this model reads '{banded}' as a banded index, and the study declares no "
-                            f"[[predictor]] '{banded}' with banded = true")
-        if self.entry.hierarchical and (self.group not in names or names[self.group].coding != "indicator"):
-            raise SpecError(f"{where}: [hierarchy] group = '{self.group}' must be one of the study's indicator-coded "
-                            f"predictors ({', '.join(p.name for p in study.predictors if p.coding == 'indicator')})")
-        for term in [*self.interactions, *([self.varying] if self.entry.hierarchical else [])]:
+        banded = [p.name for p in study.predictors if p.banded and p.coding == "linear"]
+        if self.entry.banded_predictor and len(banded) != 1:
+            raise SpecError(f"{where}: this model reads one predictor as a banded index, and the study declares "
+                            f"{len(banded) or 'no'} linear-coded [[predictor]] with banded = true")
+        group, varying = self.group, self.varying
+        if self.entry.hierarchical and group not in names:  # the study's own grouping, its intercepts varying
+            group, varying = next((p.name for p in study.predictors if p.group), group), ()
+        if self.entry.hierarchical and (group not in names or names[group].coding != "indicator"):
+            raise SpecError(f"{where}: [hierarchy] group = '{group}' must be one of the study's indicator-coded "
+                            f"predictors ({', '.join(p.name for p in study.predictors if p.coding == 'indicator')}), "
+                            "or the study marks one with group = true")
+        for term in [*self.interactions, *([varying] if self.entry.hierarchical else [])]:
             if any(name not in names for name in term):
                 raise SpecError(f"{where}: {list(term)} ([outcome] interactions or [hierarchy] varying) names a "
                                 f"predictor the study does not declare ({', '.join(names)})")
@@ -129,7 +134,10 @@ class Spec:
                       for p in study.predictors]
         raw = copy.deepcopy(self.raw)
         raw.setdefault("outcome", {})["predictors"] = predictors
-        return dataclasses.replace(self, predictors=tuple(Predictor(**p) for p in predictors), raw=raw)
+        if self.entry.hierarchical:
+            raw.setdefault("hierarchy", {}).update(group=group, varying=list(varying))
+        return dataclasses.replace(self, predictors=tuple(Predictor(**p) for p in predictors), raw=raw,
+                                   banded=banded[0] if banded else "", group=group, varying=tuple(varying))
 
     def hash(self) -> str:
         """SHA-256 of the parsed spec (canonical JSON): the spec identity recorded with every run."""

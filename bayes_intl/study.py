@@ -35,7 +35,7 @@ _KEYS = {
     "study": ("id", "title", "citation", "data", "unit", "units", "reconstruction", "stated_link",
               "stated_link_quote", "stated_link_source"),
     "outcome": ("name", "label", "no_label"),
-    "predictor": ("name", "printed", "label", "labels", "codes", "coding", "reference", "banded"),
+    "predictor": ("name", "printed", "label", "labels", "codes", "coding", "reference", "banded", "group"),
     "constant_only": ("table", "row", "id", *COEFFICIENT_COLUMNS[:6]),
     "classification": ("table", "cut", "no", "yes", *CLASSIFICATION_KEYS),
     "coefficient": ("table", "row", "term", "id", *COEFFICIENT_COLUMNS),
@@ -122,6 +122,7 @@ class Predictor:
     reference: str
     banded: bool = False  # a banded index (coarsened_latent treats it as a cut latent score)
     label: str = ""
+    group: bool = False  # the grouping of a hierarchical model when the spec's [hierarchy] group is absent
 
     def code(self, level: str) -> int:
         return self.codes[self.labels.index(level)]
@@ -385,8 +386,10 @@ def _predictor(r: _Reader, raw: dict, where: str) -> Predictor:
     if coding == "linear" and codes != tuple(range(len(labels))):
         raise r.fail(f"{where}: a linear-coded predictor's codes must be 0, 1, ..., {len(labels) - 1} (its labels "
                      "in order), as the models use the code as the value")
+    if raw.get("group") and coding != "indicator":
+        raise r.fail(f"{where}: a grouping predictor (group = true) must be indicator-coded")
     return Predictor(name, str(raw.get("printed", name)), labels, codes, coding, reference,
-                     bool(raw.get("banded", False)), str(raw.get("label", "")))
+                     bool(raw.get("banded", False)), str(raw.get("label", "")), bool(raw.get("group", False)))
 
 
 def _coefficients(r: _Reader, predictors: tuple[Predictor, ...]) -> tuple[Term, ...]:
@@ -568,7 +571,7 @@ def parse_study(raw: dict, source: str) -> Study:
         predictors=predictors, figures=Figures(r.figures), terms=terms, predicted=predicted, margins=margins,
         checks=checks, constant_only=blocks["constant_only"], classification=blocks["classification"],
         cut=blocks["cut"], stated_link=MappingProxyType(link), source=source,
-        reconstruction=str(Path(source).parent / meta["reconstruction"]) if "reconstruction" in meta else None,
+        reconstruction=str((Path(source).parent / meta["reconstruction"]).resolve()) if "reconstruction" in meta else None,
     )
 
 

@@ -170,18 +170,20 @@ def grid_probabilities(spec: Spec, posterior, firms: pd.DataFrame, grid: pd.Data
     entry = spec.entry
     names = list(posterior["slope"].coords["term"].values)
     exclude = (spec.group,) if entry.hierarchical else ()
-    uses_capinno = any(p.name == "capinno" for p in spec.predictors)
-    _, columns = design_columns(spec, grid.assign(capinno=0.0) if uses_capinno else grid, design, exclude=exclude,
-                                capinno=np.ones(len(grid)) if uses_capinno else None)
-    # Rebuild each design column per draw: columns that involve capinno are scaled by the draw's level.
+    band = spec.banded
+    uses_band = any(p.name == band for p in spec.predictors)
+    _, columns = design_columns(spec, grid.assign(**{band: 0.0}) if uses_band else grid, design, exclude=exclude,
+                                latent=np.ones(len(grid)) if uses_band else None)
+    # Rebuild each design column per draw: columns that involve the band are scaled by the draw's level.
     x = np.stack([np.broadcast_to(c, (len(grid),)) for c in columns], axis=1)  # (cell, term)
     draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     xs = np.repeat(x[None], draws, axis=0)
-    if uses_capinno:
-        capinno = entry.levels(posterior, firms)[:, grid["capinno"].to_numpy()]  # (draw, cell)
+    if uses_band:
+        bands = len(design.covariate(band).labels)
+        level = entry.levels(posterior, firms, band, bands)[:, grid[band].to_numpy()]  # (draw, cell)
         for t, name in enumerate(names):
-            if "capinno" in name.split(":"):
-                xs[:, :, t] = xs[:, :, t] * capinno
+            if band in name.split(":"):
+                xs[:, :, t] = xs[:, :, t] * level
     if not entry.hierarchical:
         eta = stacked(posterior, "intercept")[:, None] + np.einsum("sct,st->sc", xs, stacked(posterior, "slope"))
     else:
@@ -281,20 +283,20 @@ def coefficient_table(spec: Spec, posterior, mle: MleEstimates | None, design: D
 CONTRAST_COLUMNS = ["mean", "hdi_low", "hdi_high", "p_positive"]
 
 
-def capinno_contrast(probs: np.ndarray, grid: pd.DataFrame | None = None) -> pd.DataFrame:
-    """P(outcome) of a high minus a low CAPINNO firm, per combination of the other predictors: mean and 94% HDI.
-
-    On the probability scale, so that models with different CAPINNO scales compare directly.
+def capinno_contrast(probs: np.ndarray, grid: pd.DataFrame | None = None, band: str = "capinno") -> pd.DataFrame:
+    """P(outcome) at the highest minus the lowest level of the banded predictor (CAPINNO: high minus low), per
+    combination of the other predictors: mean and 94% HDI. On the probability scale, so that models with
+    different scales for the band compare directly.
     """
     grid = grid if grid is not None else table5_grid()
-    others = [n for n in grid_labels(grid) if n != "capinno"]
-    if "capinno" not in grid_labels(grid):
+    others = [n for n in grid_labels(grid) if n != band]
+    if band not in grid_labels(grid):
         return pd.DataFrame(columns=others + CONTRAST_COLUMNS)
     rows = []
     for key, cells in (grid.groupby([f"{n}_label" for n in others], sort=False) if others else [((), grid)]):
         key = key if isinstance(key, tuple) else (key,)
-        low = cells.index[cells["capinno"] == 0][0]
-        high = cells.index[cells["capinno"] == 2][0]
+        low = cells.index[cells[band] == cells[band].min()][0]
+        high = cells.index[cells[band] == cells[band].max()][0]
         diff = probs[:, high] - probs[:, low]
         interval = hdi(diff[:, None])[0]
         rows.append({**dict(zip(others, key)), "mean": diff.mean(), "hdi_low": interval[0],
@@ -302,9 +304,11 @@ def capinno_contrast(probs: np.ndarray, grid: pd.DataFrame | None = None) -> pd.
     return pd.DataFrame(rows)
 
 
-def level_points(spec: Spec, posterior, firms: pd.DataFrame) -> dict[str, float]:
-    """Posterior mean of each CAPINNO level on the model's scale (see the registry's ``levels``)."""
-    return dict(zip(LEVEL_NAMES, map(float, spec.entry.levels(posterior, firms).mean(axis=0))))
+def level_points(spec: Spec, posterior, firms: pd.DataFrame, design: Design = PAPER_DESIGN) -> dict[str, float]:
+    """Posterior mean of each level of the banded predictor (CAPINNO) on the model's scale (the registry's ``levels``)."""
+    labels = design.covariate(spec.banded).labels
+    names = LEVEL_NAMES if len(labels) == len(LEVEL_NAMES) and spec.banded == "capinno" else labels
+    return dict(zip(names, map(float, spec.entry.levels(posterior, firms, spec.banded, len(labels)).mean(axis=0))))
 
 
 def calibration_bins(idata: az.InferenceData, bins: int = 5) -> pd.DataFrame:
@@ -532,9 +536,10 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData, mle: Mle
         tables["table5_prior"] = table5(grid_probabilities(spec, idata.prior, data.firms, grid, design), mle, grid,
                                         design, study)
         tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design, study)
-        tables["capinno_contrast"] = capinno_contrast(probs, grid)
+        tables["capinno_contrast"] = capinno_contrast(probs, grid, spec.banded)
         tables["calibration"] = calibration_bins(idata)
-        extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms)
+        if any(p.name == spec.banded for p in spec.predictors):
+            extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms, data.design)
     if entry.item_level:
         tables["item_ppc"], extras["item_ppc_overall"] = item_ppc(idata)
         codebook = data.survey.codebook

@@ -105,8 +105,8 @@ def test_run_quick_json_on_the_titanic_study_writes_a_report_without_the_sonora_
 
     assert main(["run", "--study", "titanic", "--quick", "--out", str(tmp_path), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["study"]["id"] == "titanic" and len(payload["runs"]) == 1
-    assert len(payload["models_skipped"]) == 3  # hierarchical (no 'activity'), banded CAPINNO, item-level
+    assert payload["study"]["id"] == "titanic" and len(payload["runs"]) == 2  # paper_logit, hierarchical by class
+    assert len(payload["models_skipped"]) == 2  # no banded predictor, item-level
     stages = {s["name"]: s["summary"] for s in payload["stages"]}
     assert stages["audit"].startswith("54 of 54 checks consistent")
     assert "identical to the shipped table" in stages["reconstruct"]
@@ -115,3 +115,42 @@ def test_run_quick_json_on_the_titanic_study_writes_a_report_without_the_sonora_
     assert "RECONSTRUCTED" in report and "survived" in report
     coefficients = (tmp_path / "report" / "tables" / "coefficients.csv").read_text()
     assert "class[1st]" in coefficients
+
+
+def test_a_banded_index_of_another_name_feeds_coarsened_latent_and_the_studys_group_feeds_the_hierarchy(tmp_path):
+    """Sonora's study with CAPINNO renamed 'innov': the coarsened model reads 'innov' as its latent index; a
+    hierarchical spec grouped by a predictor the study lacks takes the study's group = true predictor."""
+    import pandas as pd
+
+    from bayes_intl.runs import fit
+    from bayes_intl.spec import load_spec
+
+    root = Path(__file__).parents[1]
+    text = study_path("sonora").read_text().replace("capinno", "innov")
+    text = re.sub(r'reconstruction = ".*"', f'reconstruction = "{tmp_path / "cells.csv"}"', text)
+    text = text.replace('reference = "MM"', 'reference = "MM"\ngroup = true')
+    (tmp_path / "innov.toml").write_text(text)
+    shipped = pd.read_csv(root / "bayes_intl" / "data" / "reconstruction.csv")
+    shipped.rename(columns={"capinno": "innov"}).to_csv(tmp_path / "cells.csv", index=False)
+    study = load_study(tmp_path / "innov.toml")
+    tiny = {"chains": 1, "draws": 60, "tune": 60}
+    run = fit(root / "models" / "coarsened_latent.toml", study=study, sampler=tiny, seed=3)
+    assert {"innov_latent", "innov_index"} <= set(run.idata.posterior.data_vars)
+    assert "innov" in set(run.coefficients["term"]) and len(run.table5) == 18
+    assert len(run.tables["capinno_contrast"]) == 6  # high minus low per size x activity
+    assert list(run.record["capinno_levels"]) == ["low", "average", "high"]
+    import dataclasses
+
+    spec = dataclasses.replace(load_spec(root / "models" / "hierarchical_logit.toml"), group="sector")
+    grouped = spec.for_study(study)
+    assert (grouped.group, grouped.varying) == ("activity", ())
+    assert grouped.raw["hierarchy"]["group"] == "activity"
+
+
+def test_simulate_refuses_a_study_without_the_capinno_construct_in_one_line(tmp_path, capsys):
+    from bayes_intl.cli import main
+
+    assert main(["simulate", "--study", "titanic", "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "titanic" in err and "no item-level construct" in err
+    assert not list(tmp_path.iterdir())
