@@ -88,10 +88,11 @@ def compare(runs: Iterable):
         return compare_groups({run.name: run.idata for run in runs})
 
 
-def report(runs: Iterable, *, out, command: str = "bayes_intl.report (Python API)"):
+def report(runs: Iterable, *, out, command: str = "bayes_intl.report (Python API)", study=None):
     """Write the report of fitted runs (objects or folders) to ``out``: index.html, report.md, tables, figures.
 
-    The audit, the shipped reconstruction and its frequentist refit are recomputed into ``out/inputs``.
+    The audit, the shipped reconstruction and its frequentist refit are recomputed into ``out/inputs``;
+    ``study``, when given, must be the study the runs were fitted on (refused in one line otherwise).
     """
     from .pipeline import report_inputs
     from .reporting import write_report
@@ -99,4 +100,4 @@ def report(runs: Iterable, *, out, command: str = "bayes_intl.report (Python API
     runs = fitted_runs(runs)
     out = Path(out)
     with _quiet():
-        return write_report(report_inputs(runs, out, command=command), out)
+        return write_report(report_inputs(runs, out, command=command, study=study), out)

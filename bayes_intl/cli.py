@@ -347,7 +347,8 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from .api import report
 
-    written = report(args.runs, out=args.out, command="bayes-intl report " + " ".join(map(str, args.runs)))
+    written = report(args.runs, out=args.out, command="bayes-intl report " + " ".join(map(str, args.runs)),
+                     study=args.study)
     payload = {"index": str(written.index), "sections": written.sections, "figures": written.figures,
                "written": [str(p) for p in written.files]}
     if args.json:
@@ -535,6 +536,8 @@ def _model_commands(sub) -> None:
 
     p = sub.add_parser("report", help="write index.html, report.md and CSV tables for saved runs")
     p.add_argument("runs", nargs="+", help="run folders written by bayes-intl fit or run")
+    p.add_argument("--study", default=None, metavar="FILE",
+                   help="the study the runs were fitted on (default: read from the runs; refused if they differ)")
     p.add_argument("--out", default="reports/report", help="output folder (default: reports/report)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_report)

@@ -482,10 +482,11 @@ def _stage_report(folder: Path, inputs):
             {"index": str(written.index)}, written)
 
 
-def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601):
+def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601, study=None):
     """What the report needs beside the runs, made for a report outside the analysis: for runs of one
     study (or of the paper's design), its audit, shipped reconstruction and frequentist refit are
-    recomputed (seconds) into ``out/inputs``; PSIS-LOO of the runs with an outcome is computed."""
+    recomputed (seconds) into ``out/inputs``; PSIS-LOO of the runs with an outcome is computed.
+    ``study`` (a name or file), when given, must be the study every run was fitted on."""
     from .data import read_study_data
     from .inference import compare_groups
     from .reporting import ReportInputs
@@ -493,7 +494,13 @@ def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601):
 
     audit = recon = baseline = None
     sources = {(r.record.get("study") or {}).get("source") for r in runs}
-    study = None
+    if study is not None:
+        study = load_study(study)
+        ids = {(r.record.get("study") or {}).get("id") or ("sonora" if r.data.design.paper else None) for r in runs}
+        if ids != {study.id}:
+            raise SpecError(f"report --study {study.id}: the runs were fitted on "
+                            f"{', '.join(sorted(str(i) for i in ids))}, not on study '{study.id}'")
+        sources = {study.source}
     if len(sources) == 1 and None not in sources:  # runs of one study's design
         study = load_study(sources.pop())
     elif all(r.data.design.paper for r in runs):  # runs of the paper's design

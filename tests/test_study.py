@@ -115,6 +115,11 @@ def test_run_quick_json_on_the_titanic_study_writes_a_report_without_the_sonora_
     assert "RECONSTRUCTED" in report and "survived" in report
     coefficients = (tmp_path / "report" / "tables" / "coefficients.csv").read_text()
     assert "class[1st]" in coefficients
+    runs = sorted(str(p) for p in (tmp_path / "runs").iterdir())
+    assert main(["report", *runs, "--study", "sonora", "--out", str(tmp_path / "wrong")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fitted on titanic, not on study 'sonora'" in err
+    assert main(["report", *runs, "--study", "titanic", "--out", str(tmp_path / "again")]) == 0
 
 
 def test_a_banded_index_of_another_name_feeds_coarsened_latent_and_the_studys_group_feeds_the_hierarchy(tmp_path):
