@@ -416,3 +416,51 @@ def run_audit(study: Study | None = None) -> AuditResult:
         "joint_feasible": {j.model: j.feasible for j in joint},
     }
     return AuditResult(records, joint, summary)
+
+
+# --- the audit as rows and Markdown (audit.md, the CLI's tables) ---
+
+def audit_rows(records) -> list[list[str]]:
+    from .reporting import fmt
+
+    rows = []
+    for r in records:
+        digits = max(len(r.printed.split(".")[1]) + 2, 4) if r.printed and "." in r.printed else 4
+        interval = (fmt(r.recomputed_low, digits) if r.recomputed_low == r.recomputed_high
+                    else f"[{fmt(r.recomputed_low, digits)}, {fmt(r.recomputed_high, digits)}]")
+        rows.append([r.id, r.printed or "", interval, "consistent" if r.consistent else "INCONSISTENT", r.note])
+    return rows
+
+
+AUDIT_HEADERS = ["figure", "published", "recomputed", "verdict", "note"]
+
+
+def joint_rows(region) -> list[list[str]]:
+    rows = []
+    for t in region.terms:
+        binds = sorted({name for names in t.binding.values() for name in names})
+        rows.append([t.term, f"[{t.b[0]:.5f}, {t.b[1]:.5f}]", f"[{t.se[0]:.5f}, {t.se[1]:.5f}]", ", ".join(binds)])
+    return rows
+
+
+JOINT_HEADERS = ["term", "B consistent with all", "SE consistent with all", "figures that bind the box"]
+
+
+def audit_markdown(result) -> str:
+    from .reporting import markdown_table
+
+    s = result.summary
+    parts = ["# Audit of the published figures",
+             "Each derived figure is recomputed from the figures it depends on, with every printed value read as the "
+             "interval its rounding allows (+/- half a unit in the last place), and is *consistent* when that "
+             "interval overlaps the recomputed one.",
+             f"**{s['consistent']} of {s['figures_checked']} checks consistent.** "
+             f"Inconsistent: {', '.join(s['inconsistent']) or 'none'}.",
+             markdown_table(AUDIT_HEADERS, audit_rows(result.records)),
+             "## Joint consistency: which unrounded coefficients fit every printed figure at once"]
+    for region in result.joint:
+        verdict = ("non-empty: the paper is consistent once rounding is accounted for" if region.feasible
+                   else "EMPTY: no unrounded values reproduce every printed figure (a real contradiction)")
+        parts += [f"### {region.model}: {region.note}", f"{region.constraints} printed relations; region {verdict}.",
+                  markdown_table(JOINT_HEADERS, joint_rows(region))]
+    return "\n\n".join(parts) + "\n"

@@ -20,7 +20,7 @@ from scipy import stats
 
 from .data import OutcomeData
 from .errors import InputError
-from .study import Study, load_study
+from .study import CONSTANT, Study, load_study
 
 FIGURE_COLUMNS = ["id", "table", "row", "column", "value"]
 Z975 = float(stats.norm.ppf(0.975))
@@ -45,6 +45,38 @@ class LogitFit:
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[self.tables["table"] == name].reset_index(drop=True)
+
+
+def formula_name(name: str) -> str:
+    """A column name as a formula term (``Q('class')`` for a Python keyword)."""
+    import keyword
+
+    return f"Q('{name}')" if keyword.iskeyword(name) else name
+
+
+def study_formula(study: Study) -> str:
+    """The paper's logit as a patsy formula over the cell or firm columns (codes), terms in the printed order."""
+    parts = []
+    order = dict.fromkeys(t.term.split("[")[0] for t in study.terms if t.term != CONSTANT)  # as the coefficients table lists them
+    for p in sorted(study.predictors, key=lambda p: list(order).index(p.name)):
+        if p.coding == "linear" or (p.codes == (0, 1) and p.code(p.reference) == 0):
+            parts.append(formula_name(p.name))  # a 0/1 dummy is its own indicator (and keeps the printed term order)
+        else:
+            parts.append(f"C({formula_name(p.name)}, Treatment({p.code(p.reference)}))")
+    return f"{study.outcome} ~ " + " + ".join(parts)
+
+
+def patsy_names(study: Study) -> dict[str, str]:
+    """statsmodels' parameter names -> this study's terms (``C(activity, Treatment(0))[T.1]`` -> ``activity[IT]``)."""
+    names = {"Intercept": CONSTANT}
+    for p in study.predictors:
+        if p.coding == "linear":
+            names[formula_name(p.name)] = p.name
+        else:
+            names[formula_name(p.name)] = f"{p.name}[{p.labels[p.codes.index(1)]}]" if 1 in p.codes else p.name
+            for lab in p.labels:
+                names[f"C({formula_name(p.name)}, Treatment({p.code(p.reference)}))[T.{p.code(lab)}]"] = f"{p.name}[{lab}]"
+    return names
 
 
 def _outcome_of(formula: str) -> str:
@@ -73,7 +105,7 @@ def _rows(table: str, entries: list[tuple[str, str, str, float]]) -> pd.DataFram
 def _names(study: Study) -> dict[str, str]:
     """statsmodels' parameter names -> the keys of the study's figure ids (``Capinno``, ``Activity``, ``Constant``)."""
     key = {t.term: t.id.split(".", 1)[1] for t in study.terms}
-    names = {param: key[term] for param, term in study.patsy_names().items() if term in key}
+    names = {param: key[term] for param, term in patsy_names(study).items() if term in key}
     for p in study.predictors:
         if len(p.terms()) == 1:
             names.setdefault(p.name, key[p.terms()[0]])
@@ -161,7 +193,7 @@ def fit_logit(data: OutcomeData, *, study: Study | None = None, formula: str | N
     an ``id`` column). Terms are named by the study's figure ids (``Capinno``, ``Activity``, ``Constant``).
     """
     study = study if study is not None else load_study()
-    formula = formula or study.formula()
+    formula = formula or study_formula(study)
     outcome = _outcome_of(formula)
     long = data.weighted(outcome)
     if outcome not in long.columns:

@@ -57,8 +57,9 @@ def _json_only_stdout(enabled: bool):
 
 
 def cmd_audit(args) -> int:
+    from .audit import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows
     from .pipeline import write_audit
-    from .reporting import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows, text_table
+    from .reporting import text_table
 
     out = Path(args.out)
     result, payload = write_audit(out, args.study)

@@ -128,7 +128,7 @@ def write_audit(folder: Path, study=None) -> tuple[object, dict]:
     study file's hash and package versions) and ``audit.md``; shared by ``bayes-intl audit`` and the
     analysis stage. Returns (result, payload)."""
     from .audit import run_audit
-    from .reporting import audit_markdown
+    from .audit import audit_markdown
     from .store import file_hash, package_versions, write_json, write_text
     from .study import load_study
 

@@ -44,48 +44,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(out)
 
 
-def audit_rows(records) -> list[list[str]]:
-    rows = []
-    for r in records:
-        digits = max(len(r.printed.split(".")[1]) + 2, 4) if r.printed and "." in r.printed else 4
-        interval = (fmt(r.recomputed_low, digits) if r.recomputed_low == r.recomputed_high
-                    else f"[{fmt(r.recomputed_low, digits)}, {fmt(r.recomputed_high, digits)}]")
-        rows.append([r.id, r.printed or "", interval, "consistent" if r.consistent else "INCONSISTENT", r.note])
-    return rows
-
-
-AUDIT_HEADERS = ["figure", "published", "recomputed", "verdict", "note"]
-
-
-def joint_rows(region) -> list[list[str]]:
-    rows = []
-    for t in region.terms:
-        binds = sorted({name for names in t.binding.values() for name in names})
-        rows.append([t.term, f"[{t.b[0]:.5f}, {t.b[1]:.5f}]", f"[{t.se[0]:.5f}, {t.se[1]:.5f}]", ", ".join(binds)])
-    return rows
-
-
-JOINT_HEADERS = ["term", "B consistent with all", "SE consistent with all", "figures that bind the box"]
-
-
-def audit_markdown(result) -> str:
-    s = result.summary
-    parts = ["# Audit of the published figures",
-             "Each derived figure is recomputed from the figures it depends on, with every printed value read as the "
-             "interval its rounding allows (+/- half a unit in the last place), and is *consistent* when that "
-             "interval overlaps the recomputed one.",
-             f"**{s['consistent']} of {s['figures_checked']} checks consistent.** "
-             f"Inconsistent: {', '.join(s['inconsistent']) or 'none'}.",
-             markdown_table(AUDIT_HEADERS, audit_rows(result.records)),
-             "## Joint consistency: which unrounded coefficients fit every printed figure at once"]
-    for region in result.joint:
-        verdict = ("non-empty: the paper is consistent once rounding is accounted for" if region.feasible
-                   else "EMPTY: no unrounded values reproduce every printed figure (a real contradiction)")
-        parts += [f"### {region.model}: {region.note}", f"{region.constraints} printed relations; region {verdict}.",
-                  markdown_table(JOINT_HEADERS, joint_rows(region))]
-    return "\n\n".join(parts) + "\n"
-
-
 # --- the re-analysis report: sections of text, tables and figures, rendered to HTML and Markdown ---
 
 @dataclass
@@ -121,16 +79,17 @@ class WrittenReport:
 
 
 SECTION_TITLES = (
-    "1. Audit of the published figures",
-    "2. The reconstruction and how well it reproduces the published classification and coefficients",
-    "3. SPSS-style tables: refit beside the published",
-    "4. Coefficients: paper, MLE and each model",
-    "5. Table 5 three ways: paper, MLE and posterior",
-    "6. Sampling diagnostics",
-    "7. Posterior predictive checks",
-    "8. Loadings, priors and posteriors",
-    "9. Model comparison (PSIS-LOO) and the cost of the low/average/high cut",
-    "10. Provenance",
+    "1. Summary: what survives of the paper's claims",
+    "2. Audit of the published figures",
+    "3. The reconstruction and how well it reproduces the published classification and coefficients",
+    "4. SPSS-style tables: refit beside the published",
+    "5. Coefficients: paper, MLE and each model",
+    "6. Table 5 three ways: paper, MLE and posterior",
+    "7. Sampling diagnostics",
+    "8. Posterior predictive checks",
+    "9. Loadings, priors and posteriors",
+    "10. Model comparison (PSIS-LOO) and the cost of the low/average/high cut",
+    "11. Provenance",
 )
 # A report of a user's own survey has no paper beside it: its sections are renumbered and retitled.
 SURVEY_TITLES = {"Coefficients: paper, MLE and each model": "Coefficients: MLE and each model",
@@ -268,8 +227,33 @@ def _hdi_text(mean, low, high) -> str:
     return f"{mean:.3f} [{low:.2f}, {high:.2f}]"
 
 
-def audit_section(inputs: ReportInputs) -> Section:
+def summary_section(inputs: ReportInputs) -> Section:
+    """The paper's claims, each scored under every model, with the audit's and the reconstruction's one line."""
+    from .claims import SUPPORT, claims_table, score_runs
+    from .study import load_study
+
     s = Section(SECTION_TITLES[0])
+    study = load_study(inputs.audit["study"]["source"]) if inputs.paper else None
+    if study is None or not study.claims or not inputs.outcome:
+        return s
+    long = claims_table(study, score_runs(study, inputs.outcome))
+    wide = long.pivot(index="claim", columns="model", values="probability")[list(dict.fromkeys(long["model"]))]
+    wide = long.drop_duplicates("claim").set_index("claim")[["statement", "verdict"]].join(wide).reset_index()
+    audit, recon = inputs.audit["summary"], inputs.reconstruction or {}
+    s.text(f"Each claim is a conclusion the paper draws, checked as a statement about the model; each number is its "
+           f"posterior probability under that model, on the shipped reconstruction. A claim holds where the "
+           f"probability is at least {SUPPORT} in every model. The reconstruction ensemble and the prior are not yet "
+           f"varied here (`bayes-intl fit --ensemble` varies the reconstruction).")
+    s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
+           f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
+           f"printed B and SE within {fmt((recon.get('k') or 0) * 0.0005, 4)} of the refit).")
+    s.table(wide, "claims_summary", "The paper's claims: posterior probability under each model, and the verdict")
+    s.table(long, "claims", "One row per claim and model, with the paper's sentence")
+    return s
+
+
+def audit_section(inputs: ReportInputs) -> Section:
+    s = Section(SECTION_TITLES[1])
     if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     audit = inputs.audit
@@ -295,7 +279,7 @@ def audit_section(inputs: ReportInputs) -> Section:
 
 
 def reconstruction_section(inputs: ReportInputs) -> Section:
-    s = Section(SECTION_TITLES[1])
+    s = Section(SECTION_TITLES[2])
     if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     recon = inputs.reconstruction
@@ -322,7 +306,7 @@ def reconstruction_section(inputs: ReportInputs) -> Section:
 
 
 def spss_section(inputs: ReportInputs) -> Section:
-    s = Section(SECTION_TITLES[2])
+    s = Section(SECTION_TITLES[3])
     if not inputs.paper:  # a user's own survey: no published tables are its source
         return s
     comparison = pd.DataFrame(inputs.baseline["comparison"])
@@ -340,7 +324,7 @@ def spss_section(inputs: ReportInputs) -> Section:
 def coefficients_section(inputs: ReportInputs) -> Section:
     from . import plots
 
-    s = Section(SECTION_TITLES[3])
+    s = Section(SECTION_TITLES[4])
     if not inputs.outcome:
         return s
     coef = {n: r.coefficients.query("scale == 'log-odds'") for n, r in inputs.outcome.items()}
@@ -379,7 +363,7 @@ def coefficients_section(inputs: ReportInputs) -> Section:
 def table5_section(inputs: ReportInputs) -> Section:
     from .summaries import classification_changes, table5_labels
 
-    s = Section(SECTION_TITLES[4])
+    s = Section(SECTION_TITLES[5])
     if not inputs.outcome:
         return s
     t5 = {n: r.table5 for n, r in inputs.outcome.items()}
@@ -435,7 +419,7 @@ def _table5_block(s: Section, inputs: ReportInputs, t5: dict, name: str) -> None
 def diagnostics_section(inputs: ReportInputs) -> Section:
     from . import plots
 
-    s = Section(SECTION_TITLES[5])
+    s = Section(SECTION_TITLES[6])
     rows = []
     for name, run in inputs.runs.items():
         d, sampler = run.diagnostics, run.record["sampler"]
@@ -464,7 +448,7 @@ def predictive_section(inputs: ReportInputs) -> Section:
     from . import plots
     from .summaries import measurement_fit_lines
 
-    s = Section(SECTION_TITLES[6])
+    s = Section(SECTION_TITLES[7])
     if inputs.outcome:
         bins = {n: r.tables["calibration"] for n, r in inputs.outcome.items()}
         s.figure(plots.calibration_plot(bins, inputs.outcome_label), "calibration",
@@ -491,7 +475,7 @@ def loadings_priors_section(inputs: ReportInputs) -> Section:
     from . import plots
     from .summaries import scalar_draws
 
-    s = Section(SECTION_TITLES[7])
+    s = Section(SECTION_TITLES[8])
     for name, run in inputs.items.items():
         loadings = run.tables["loadings"]
         s.figure(plots.loadings_plot(loadings), f"loadings_{name}",
@@ -510,7 +494,7 @@ def loadings_priors_section(inputs: ReportInputs) -> Section:
 
 
 def comparison_section(inputs: ReportInputs) -> Section:
-    s = Section(SECTION_TITLES[8])
+    s = Section(SECTION_TITLES[9])
     if inputs.loo is None or not inputs.outcome:
         return s
     groups = inputs.loo["outcome_data"].nunique()
@@ -543,7 +527,7 @@ def comparison_section(inputs: ReportInputs) -> Section:
 def provenance_section(inputs: ReportInputs) -> Section:
     from .store import package_versions
 
-    s = Section(SECTION_TITLES[9])
+    s = Section(SECTION_TITLES[10])
     keys = ("run_id", "spec", "spec_sha256", "data", "data_sha256", "data_provenance", "seed", "command")
     prov = [{"model": n, **{("run" if k == "run_id" else k): r.record.get(k) for k in keys}}
             for n, r in inputs.runs.items()]
@@ -557,7 +541,7 @@ def provenance_section(inputs: ReportInputs) -> Section:
     return s
 
 
-SECTIONS = (audit_section, reconstruction_section, spss_section, coefficients_section, table5_section,
+SECTIONS = (summary_section, audit_section, reconstruction_section, spss_section, coefficients_section, table5_section,
             diagnostics_section, predictive_section, loadings_priors_section, comparison_section, provenance_section)
 def write_report(inputs: ReportInputs, folder: str | Path) -> WrittenReport:
     """Build every section and write index.html, report.md, figures/*.png and tables/*.csv."""
@@ -567,10 +551,9 @@ def write_report(inputs: ReportInputs, folder: str | Path) -> WrittenReport:
 
     folder = Path(folder)
     sections = [s for s in (section(inputs) for section in SECTIONS) if s.blocks]
-    if not inputs.paper:
-        for number, section in enumerate(sections, start=1):
-            title = section.title.split(". ", 1)[1]
-            section.title = f"{number}. {SURVEY_TITLES.get(title, title)}"
+    for number, section in enumerate(sections, start=1):  # numbered as shown; a survey's report retitled
+        title = section.title.split(". ", 1)[1]
+        section.title = f"{number}. {SURVEY_TITLES.get(title, title) if not inputs.paper else title}"
     note = provenance_note([r.record for r in inputs.runs.values()])
     images: dict[str, bytes] = {}
     files: list[Path] = []

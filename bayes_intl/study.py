@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from .claims import CLAIM_KEYS, Claim, parse_claims
 from .errors import SpecError
 
 SCHEMA_VERSION = 1
@@ -31,7 +32,7 @@ COEFFICIENT_COLUMNS = ("b", "se", "wald", "df", "sig", "exp_b", "ci_lower", "ci_
 CLASSIFICATION_KEYS = ("no_no", "no_yes", "yes_no", "yes_yes", "no_pct", "yes_pct", "overall_pct")
 _KEYS = {
     "top": ("schema_version", "study", "outcome", "predictor", "constant_only", "classification", "coefficient",
-            "predicted", "margin", "figure", "check"),
+            "predicted", "margin", "figure", "check", "claim"),
     "study": ("id", "title", "citation", "data", "unit", "units", "reconstruction", "stated_link",
               "stated_link_quote", "stated_link_source"),
     "outcome": ("name", "label", "no_label"),
@@ -45,6 +46,7 @@ _KEYS = {
     "check": ("kind", "figure", "of", "note", "id", "name", "source", "population", "strata", "z", "e", "p",
               "sample"),
 }
+_KEYS["claim"] = CLAIM_KEYS
 CHECK_KINDS = ("sum", "sample_size")
 
 
@@ -201,6 +203,7 @@ class Study:
     stated_link: Mapping[str, str]
     source: str
     reconstruction: str | None = None  # the shipped reconstruction's path (cells), when there is one
+    claims: tuple[Claim, ...] = ()  # the paper's conclusions, as statements the models score (claims.py)
 
     # ------------------------------------------------------------------ figures
     def __getitem__(self, key: str) -> Figure:
@@ -265,29 +268,6 @@ class Study:
     def at_codes(self, at: Mapping[str, str]) -> dict[str, int]:
         return {name: self.predictor(name).code(level) for name, level in at.items()}
 
-    def formula(self) -> str:
-        """The paper's logit as a patsy formula over the cell or firm columns (codes), terms in the printed order."""
-        parts = []
-        order = dict.fromkeys(t.term.split("[")[0] for t in self.terms if t.term != CONSTANT)  # as the coefficients table lists them
-        for p in sorted(self.predictors, key=lambda p: list(order).index(p.name)):
-            if p.coding == "linear" or (p.codes == (0, 1) and p.code(p.reference) == 0):
-                parts.append(formula_name(p.name))  # a 0/1 dummy is its own indicator (and keeps the printed term order)
-            else:
-                parts.append(f"C({formula_name(p.name)}, Treatment({p.code(p.reference)}))")
-        return f"{self.outcome} ~ " + " + ".join(parts)
-
-    def patsy_names(self) -> dict[str, str]:
-        """statsmodels' parameter names -> this study's terms (``C(activity, Treatment(0))[T.1]`` -> ``activity[IT]``)."""
-        names = {"Intercept": CONSTANT}
-        for p in self.predictors:
-            if p.coding == "linear":
-                names[formula_name(p.name)] = p.name
-            else:
-                names[formula_name(p.name)] = f"{p.name}[{p.labels[p.codes.index(1)]}]" if 1 in p.codes else p.name
-                for lab in p.labels:
-                    names[f"C({formula_name(p.name)}, Treatment({p.code(p.reference)}))[T.{p.code(lab)}]"] = f"{p.name}[{lab}]"
-        return names
-
     def printed_term(self, term: str) -> str:
         """The name the note of an audit uses for a term: the predictor's printed name, or the printed row."""
         name = term.split("[")[0]
@@ -303,13 +283,6 @@ class Study:
 
 
 # ---------------------------------------------------------------------- reading
-
-
-def formula_name(name: str) -> str:
-    """A column name as a formula term (``Q('class')`` for a Python keyword)."""
-    import keyword
-
-    return f"Q('{name}')" if keyword.iskeyword(name) else name
 
 
 def _table_key(table: str) -> str:
@@ -426,20 +399,20 @@ def _coefficients(r: _Reader, predictors: tuple[Predictor, ...]) -> tuple[Term, 
     return tuple(terms)
 
 
-def _at(r: _Reader, raw: Any, predictors: tuple[Predictor, ...], where: str) -> dict[str, str]:
+def _at(r: _Reader, raw: Any, predictors: tuple[Predictor, ...], where: str, key: str = "at") -> dict[str, str]:
     if not isinstance(raw, dict):
-        raise r.fail(f"{where}.at must be an inline table like {{ size = \"small\", activity = \"IT\" }}")
+        raise r.fail(f"{where}.{key} must be an inline table like {{ size = \"small\", activity = \"IT\" }}")
     names = {p.name: p for p in predictors}
-    for key, level in raw.items():
-        if key not in names:
+    for name, level in raw.items():
+        if name not in names:
             from .spec import did_you_mean
 
-            raise r.fail(f"{where}.at.{key}: no predictor named '{key}' is declared{did_you_mean(key, names)}")
-        if str(level) not in names[key].labels:
-            raise r.fail(f"{where}.at.{key} = {level!r} is not one of its labels {list(names[key].labels)}")
+            raise r.fail(f"{where}.{key}.{name}: no predictor named '{name}' is declared{did_you_mean(name, names)}")
+        if str(level) not in names[name].labels:
+            raise r.fail(f"{where}.{key}.{name} = {level!r} is not one of its labels {list(names[name].labels)}")
     absent = [n for n in names if n not in raw]
     if absent:
-        raise r.fail(f"{where}.at needs a level for every predictor; '{absent[0]}' is missing")
+        raise r.fail(f"{where}.{key} needs a level for every predictor; '{absent[0]}' is missing")
     return {p.name: str(raw[p.name]) for p in predictors}
 
 
@@ -572,6 +545,7 @@ def parse_study(raw: dict, source: str) -> Study:
         checks=checks, constant_only=blocks["constant_only"], classification=blocks["classification"],
         cut=blocks["cut"], stated_link=MappingProxyType(link), source=source,
         reconstruction=str((Path(source).parent / meta["reconstruction"]).resolve()) if "reconstruction" in meta else None,
+        claims=parse_claims(r, predictors, terms),
     )
 
 

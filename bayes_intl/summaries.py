@@ -46,7 +46,7 @@ class MleEstimates:
 
 def spec_formula(spec: Spec, design: Design = PAPER_DESIGN) -> str:
     """The spec's outcome model as a statsmodels formula (categorical predictors as C(name), against the reference)."""
-    from .study import formula_name
+    from .baselines import formula_name
 
     def term(p):
         if p.coding == "linear":
@@ -61,7 +61,7 @@ def spec_formula(spec: Spec, design: Design = PAPER_DESIGN) -> str:
 
 def _mle_names(spec: Spec, design: Design) -> dict[str, str]:
     """statsmodels' names of the categorical dummies (``C(size)[T.1]``) -> the models' (``size[small]``)."""
-    from .study import formula_name
+    from .baselines import formula_name
 
     out = {formula_name(p.name): p.name for p in spec.predictors if p.coding == "linear"}
     for p in spec.predictors:

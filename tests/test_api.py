@@ -49,7 +49,7 @@ def test_load_gives_back_the_same_run(paper_run):
 
 def test_report_from_the_api(paper_run, tmp_path):
     written = bayes_intl.report([paper_run], out=tmp_path / "report")
-    assert written.index.exists() and len(written.sections) == 10
+    assert written.index.exists() and len(written.sections) == 11
     assert (tmp_path / "report" / "tables" / "table5.csv").exists()
 
 

@@ -146,3 +146,18 @@ def test_run_command_json_reports_reuse(quick_analysis, capsys):
     assert payload["quick"] is True and Path(payload["report"]).exists()
     assert all(set(s) == {"name", "reused", "seconds", "summary", "outputs"} for s in payload["stages"])
     assert sum(s["reused"] for s in payload["stages"]) >= len(payload["stages"]) - 1
+
+
+def test_the_summary_scores_every_claim_of_the_study_under_every_model(quick_analysis):
+    from bayes_intl.claims import VERDICTS
+    from bayes_intl.study import load_study
+
+    _, result, _ = quick_analysis
+    tables = Path(result["report"]).parent / "tables"
+    claims = pd.read_csv(tables / "claims.csv", comment="#")
+    ids = [c.id for c in load_study().claims]
+    assert sorted(set(claims["claim"])) == sorted(ids)
+    assert len(claims) == len(ids) * len(result["runs"]) and claims["model"].nunique() == len(result["runs"])
+    assert claims["probability"].between(0, 1).all() and set(claims["verdict"]) <= set(VERDICTS.values())
+    summary = pd.read_csv(tables / "claims_summary.csv", comment="#")
+    assert list(summary["claim"]) == ids

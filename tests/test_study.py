@@ -71,6 +71,12 @@ def _raw():
     (lambda r: r["coefficient"][0].update(b=1.473), r"\[\[coefficient\]\] #1.b must be the figure as printed"),
     (lambda r: r.update(schema_version=2), r"schema_version must be 1"),
     (lambda r: r["predictor"][0].update(coding="ordinal"), r"coding must be 'linear' or 'indicator'"),
+    (lambda r: r["claim"][0].update(term="region"),
+     r"\[\[claim\]\] 'capinno_raises'.term = 'region' is not a term of the study's coefficients"),
+    (lambda r: r["claim"][3]["higher"].update(region="north"),
+     r"\[\[claim\]\] 'small_average_mm_above_it'.higher.region: no predictor named 'region' is declared"),
+    (lambda r: r["claim"][0].update(kind="trend"), r"\[\[claim\]\] 'capinno_raises'.kind must be one of"),
+    (lambda r: r["claim"][0].update(sentense="x"), r"unknown key 'sentense' in \[\[claim\]\] #1; did you mean"),
 ])
 def test_a_bad_study_is_refused_in_one_line_naming_the_key(mutate, message):
     raw = _raw()

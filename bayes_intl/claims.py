@@ -1,0 +1,139 @@
+"""The paper's claims, each a checkable statement about the model, scored by its posterior probability.
+
+A study file's ``[[claim]]`` rows hold what the paper concludes, with the sentence it comes from:
+a coefficient's sign (``sign``), one kind of case likelier than another (``difference``), a cell on
+one side of the classification cut (``side``), or every printed predicted probability on its printed
+side at once (``table_sides``). Each fitted run gives each claim a posterior probability; across
+runs, a claim holds where that probability is at least SUPPORT in every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+CLAIM_KINDS = ("sign", "difference", "side", "table_sides")
+CLAIM_KEYS = ("id", "kind", "sentence", "source", "term", "direction", "higher", "lower", "at", "side")
+SUPPORT = 0.95  # a claim is supported by a posterior where its probability is at least this
+VERDICTS = {"holds": "holds in every model", "depends": "depends on the model", "no": "not supported"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One conclusion of the paper as a statement about the fitted model."""
+
+    id: str
+    kind: str
+    sentence: str  # the paper's own words
+    source: str = ""  # where in the paper
+    term: str = ""  # sign: a coefficient term as the study's [[coefficient]] rows name it
+    direction: str = ""  # sign: "positive" or "negative"
+    higher: Mapping[str, str] = field(default_factory=dict)  # difference: P(higher) > P(lower)
+    lower: Mapping[str, str] = field(default_factory=dict)
+    at: Mapping[str, str] = field(default_factory=dict)  # side: the cell
+    side: str = ""  # side: "yes" (above the cut) or "no"
+
+    def statement(self) -> str:
+        """The claim as the model checks it, in words."""
+        cell = lambda at: " / ".join(at.values())  # noqa: E731
+        return {"sign": f"B({self.term}) {'>' if self.direction == 'positive' else '<'} 0",
+                "difference": f"P({cell(self.higher)}) > P({cell(self.lower)})",
+                "side": f"P({cell(self.at)}) {'>' if self.side == 'yes' else '<='} cut",
+                "table_sides": "every printed predicted probability on its printed side of the cut"}[self.kind]
+
+
+def parse_claims(r, predictors, terms) -> tuple[Claim, ...]:
+    """The [[claim]] rows of a study file (``r``: the study reader), each refused in one line naming its key."""
+    from .study import _at
+
+    out = []
+    declared = [t.term for t in terms if t.term != "Constant"]
+    for i, raw in enumerate(r.arrays("claim")):
+        where = f"[[claim]] '{raw.get('id', i + 1)}'"
+        kind = r.need(raw, "kind", where)
+        if kind not in CLAIM_KINDS:
+            raise r.fail(f"{where}.kind must be one of {', '.join(CLAIM_KINDS)}, not {kind!r}")
+        claim = {"id": r.need(raw, "id", where), "kind": kind, "sentence": r.need(raw, "sentence", where),
+                 "source": str(raw.get("source", ""))}
+        if kind == "sign":
+            term = r.need(raw, "term", where)
+            if term not in declared:
+                raise r.fail(f"{where}.term = {term!r} is not a term of the study's coefficients "
+                             f"({', '.join(declared)})")
+            direction = r.need(raw, "direction", where)
+            if direction not in ("positive", "negative"):
+                raise r.fail(f"{where}.direction must be 'positive' or 'negative', not {direction!r}")
+            claim |= {"term": term, "direction": direction}
+        for key in {"difference": ("higher", "lower"), "side": ("at",)}.get(kind, ()):
+            claim[key] = MappingProxyType(_at(r, r.need(raw, key, where, dict), predictors, where, key))
+        if kind == "side":
+            side = r.need(raw, "side", where)
+            if side not in ("yes", "no"):
+                raise r.fail(f"{where}.side must be 'yes' (above the cut) or 'no', not {side!r}")
+            claim["side"] = side
+        out.append(Claim(**claim))
+    if len({c.id for c in out}) != len(out):
+        raise r.fail("two [[claim]] rows share an id")
+    return tuple(out)
+
+
+def _cell(grid: pd.DataFrame, at: Mapping[str, str]) -> int:
+    match = np.ones(len(grid), dtype=bool)
+    for name, level in at.items():
+        match &= (grid[f"{name}_label"].astype(str) == level).to_numpy()
+    return int(np.flatnonzero(match)[0])
+
+
+def claim_probabilities(study, coefficients: Mapping[str, np.ndarray], probs: np.ndarray,
+                        grid: pd.DataFrame) -> dict[str, float]:
+    """Each claim's posterior probability, from one run's coefficient draws (by name) and its
+    predicted-probability draws (draw x grid cell, cells labelled as the study labels its levels)."""
+    out = {}
+    for claim in study.claims:
+        if claim.kind == "sign":
+            term = study.term(claim.term)
+            draws = next(coefficients[k] for k in (term.term, term.id.split(".", 1)[1]) if k in coefficients)
+            event = draws > 0 if claim.direction == "positive" else draws < 0
+        elif claim.kind == "difference":
+            event = probs[:, _cell(grid, claim.higher)] > probs[:, _cell(grid, claim.lower)]
+        elif claim.kind == "side":
+            p = probs[:, _cell(grid, claim.at)]
+            event = p > study.cut if claim.side == "yes" else p <= study.cut
+        else:
+            event = np.ones(len(probs), dtype=bool)
+            for cell in study.table_cells():
+                p = probs[:, _cell(grid, cell.at)]
+                event &= (p > study.cut) == (study.value(cell.id) > study.cut)
+        out[claim.id] = float(np.mean(event))
+    return out
+
+
+def claims_table(study, scores: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """One row per claim x model (``scores``: model -> claim id -> probability), with the claim's verdict
+    across the models: holds (P >= SUPPORT in every model), depends on the model, or not supported."""
+    rows = []
+    for claim in study.claims:
+        probabilities = [scores[m][claim.id] for m in scores]
+        key = ("holds" if all(p >= SUPPORT for p in probabilities)
+               else "no" if all(p < SUPPORT for p in probabilities) else "depends")
+        rows += [{"claim": claim.id, "kind": claim.kind, "statement": claim.statement(), "sentence": claim.sentence,
+                  "model": model, "probability": scores[model][claim.id], "verdict": VERDICTS[key]}
+                 for model in scores]
+    return pd.DataFrame(rows, columns=["claim", "kind", "statement", "sentence", "model", "probability", "verdict"])
+
+
+def score_runs(study, runs: Mapping) -> dict[str, dict[str, float]]:
+    """Each outcome run's claim probabilities (model name -> claim id -> probability)."""
+    from .summaries import coefficient_draws, grid_probabilities, prediction_grid
+
+    scores = {}
+    for name, run in runs.items():
+        design, firms = run.data.design, run.data.firms
+        grid = prediction_grid(run.spec, design, firms)
+        probs = grid_probabilities(run.spec, run.idata.posterior, firms, grid, design)
+        scores[name] = claim_probabilities(study, coefficient_draws(run.spec, run.idata.posterior, design), probs, grid)
+    return scores
