@@ -69,6 +69,7 @@ def test_report_renders_every_image_and_section_in_chromium(quick_analysis, tmp_
     assert check["images"] >= 8
     assert check["loaded"] == check["images"]
     assert check["headings"] == list(SECTION_TITLES)
+    assert check["headings"][0].startswith("1. Summary: what survives")  # the first screen is the claims
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
     run_chromium(tmp_path, f"--screenshot={SCREENSHOT}", "--window-size=1200,3000", index.as_uri())
