@@ -1,10 +1,12 @@
-"""The paper's claims, each a checkable statement about the model, scored by its posterior probability.
+"""What survives of a paper: its claims, each scored by its posterior probability, and the prior's share.
 
 A study file's ``[[claim]]`` rows hold what the paper concludes, with the sentence it comes from:
 a coefficient's sign (``sign``), one kind of case likelier than another (``difference``), a cell on
 one side of the classification cut (``side``), or every printed predicted probability on its printed
 side at once (``table_sides``). Each fitted run gives each claim a posterior probability; across
-runs, a claim holds where that probability is at least SUPPORT in every model.
+runs, a claim holds where that probability is at least SUPPORT in every model. Power-scaling
+sensitivity (Kallioinen et al. 2023, ArviZ's ``psens``) says how much the posterior of each coefficient,
+loading and predicted-probability cell moves when the prior or the likelihood is raised to a power.
 """
 
 from __future__ import annotations
@@ -137,3 +139,43 @@ def score_runs(study, runs: Mapping) -> dict[str, dict[str, float]]:
         probs = grid_probabilities(run.spec, run.idata.posterior, firms, grid, design)
         scores[name] = claim_probabilities(study, coefficient_draws(run.spec, run.idata.posterior, design), probs, grid)
     return scores
+
+
+PSENS_THRESHOLD = 0.05  # priorsense's: a sensitivity at or above it is a noticeable change
+SENSITIVITY_VARIABLES = ("intercept", "slope", "group_intercept", "group_slope", "intercept_sd", "group_sd",
+                         "loading", "second_order_loading", "factor_corr")
+
+
+def prior_sensitivity(idata, probs: np.ndarray | None = None, cells=None) -> pd.DataFrame | None:
+    """Power-scaling sensitivity to the prior and to the likelihood of each coefficient, loading and
+    variance parameter, and of each predicted-probability cell (``probs``: draw x cell, draws in chain
+    order); diagnosis as priorsense: both sensitive, a prior-data conflict; the prior alone, the prior
+    dominates (weak likelihood). None for a run without a stored log-prior."""
+    import arviz as az
+    import xarray as xr
+
+    if "log_prior" not in idata.groups() or "log_likelihood" not in idata.groups():
+        return None
+    posterior = idata.posterior[[v for v in SENSITIVITY_VARIABLES if v in idata.posterior]]
+    if probs is not None:
+        shape = (posterior.sizes["chain"], posterior.sizes["draw"], probs.shape[1])
+        posterior = posterior.assign(p=xr.DataArray(probs.reshape(shape), dims=("chain", "draw", "cell"),
+                                                       coords={"cell": list(cells)}))
+    data = az.InferenceData(posterior=posterior, log_prior=idata.log_prior, log_likelihood=idata.log_likelihood)
+    frame = pd.DataFrame({c: _flat(az.psens(data, component=c)) for c in ("prior", "likelihood")})
+    prior, likelihood = frame["prior"] >= PSENS_THRESHOLD, frame["likelihood"] >= PSENS_THRESHOLD
+    frame["diagnosis"] = np.where(prior & likelihood, "prior-data conflict",
+                                  np.where(prior, "prior dominates (weak likelihood)", ""))
+    return frame.rename_axis("variable").reset_index()
+
+
+def _flat(dataset) -> pd.Series:
+    """One value per element, named ``var`` or ``var[coord, ...]``."""
+    out = {}
+    for var, values in dataset.data_vars.items():
+        if values.ndim == 0:
+            out[var] = float(values)
+            continue
+        for idx, value in values.to_series().items():
+            out[f"{var}[{', '.join(map(str, idx if isinstance(idx, tuple) else (idx,)))}]"] = float(value)
+    return pd.Series(out)

@@ -61,7 +61,8 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
 
 def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500,
                    outcome: str = OUTCOME) -> None:
-    """Prior (and prior predictive), posterior predictive and the outcome's pointwise log-likelihood."""
+    """Prior (and prior predictive), posterior predictive, the outcome's pointwise log-likelihood and the
+    log-prior of every draw (outcome models)."""
     # PyMC's log-likelihood computation cannot convert a model carrying custom initial values (the
     # ordered cutpoints' starting points, which only the sampler needs).
     with without_initvals(model), model, warnings.catch_warnings():
@@ -75,6 +76,7 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
         idata.extend(ppc)
         if spec.entry.outcome:
             pm.compute_log_likelihood(idata, var_names=[outcome], progressbar=False)
+            pm.compute_log_prior(idata, progressbar=False)  # for power-scaling sensitivity (claims.py)
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold

@@ -129,6 +129,22 @@ def calibration_plot(bins: dict[str, pd.DataFrame], outcome: str = "internationa
     return fig
 
 
+def sensitivity_plot(frame: pd.DataFrame, threshold: float) -> Figure:
+    """Power-scaling sensitivity: likelihood (x) against prior (y), one dot per quantity and model; the
+    dashed lines are the threshold above which a change is noticeable."""
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    for colour, (name, part) in zip(MODEL_COLOURS, frame.groupby("model", sort=False)):
+        ax.plot(part["likelihood"], part["prior"], "o", color=colour, ms=4, alpha=0.8, label=name)
+    ax.axhline(threshold, color="0.5", ls="--", lw=1)
+    ax.axvline(threshold, color="0.5", ls="--", lw=1)
+    ax.set_xlabel("sensitivity to the likelihood (the data)")
+    ax.set_ylabel("sensitivity to the prior")
+    ax.text(0.98, 0.98, "above: the prior moves it", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+    ax.legend(fontsize=8, frameon=False, loc="center right")
+    return fig
+
+
 def separation_plot(idata, title: str, outcome: str = "internationalized") -> Figure:
     """Firms sorted by predicted probability; dark bars are the firms with outcome 1 (``outcome``, its variable)."""
     import arviz as az

@@ -490,6 +490,19 @@ def loadings_priors_section(inputs: ReportInputs) -> Section:
                  "narrower than its prior means the data, not the prior, decide the estimate.")
     s.table(pd.DataFrame([{"model": n, "parameter": k, "prior": v} for n, r in inputs.runs.items()
                           for k, v in r.record.get("priors", {}).items()]), "priors", "Resolved priors of every run")
+    sens = [r.tables["prior_sensitivity"].assign(model=n) for n, r in inputs.outcome.items() if "prior_sensitivity"
+            in r.tables]
+    if sens:
+        from .claims import PSENS_THRESHOLD
+
+        frame = pd.concat(sens)[["model", "variable", "prior", "likelihood", "diagnosis"]].fillna({"diagnosis": ""})
+        s.text(f"Prior sensitivity (power-scaling, Kallioinen et al. 2023): how far each posterior moves when the "
+               f"prior, or the likelihood, is made slightly stronger or weaker; {PSENS_THRESHOLD} or more is "
+               f"noticeable. {(frame['diagnosis'] != '').sum()} of {len(frame)} flagged: a prior-data conflict "
+               f"(both move it) or the prior dominates (the prior moves it, the data barely).")
+        s.figure(plots.sensitivity_plot(frame, PSENS_THRESHOLD), "prior_sensitivity",
+                 "Each dot one coefficient, variance or Table 5 cell of one model; upper left: the prior decides.")
+        s.table(frame, "prior_sensitivity", "Prior and likelihood sensitivity, with priorsense's diagnosis")
     return s
 
 

@@ -21,7 +21,7 @@ from .spec import Spec
 HDI_PROB = 0.94
 Z975 = 1.959963984540054
 PAPER_TERM = {"capinno": "Capinno", "activity": "Activity", "size": "Size"}
-RUN_TABLES = ("table5", "table5_prior", "coefficients", "capinno_contrast", "calibration")
+RUN_TABLES = ("table5", "table5_prior", "coefficients", "capinno_contrast", "calibration", "prior_sensitivity")
 ITEM_TABLES = ("item_ppc", "loadings")
 
 
@@ -538,6 +538,10 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData, mle: Mle
         tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design, study)
         tables["capinno_contrast"] = capinno_contrast(probs, grid, spec.banded)
         tables["calibration"] = calibration_bins(idata)
+        from .claims import prior_sensitivity
+
+        if (sensitivity := prior_sensitivity(idata, probs, grid["id"])) is not None:
+            tables["prior_sensitivity"] = sensitivity
         if any(p.name == spec.banded for p in spec.predictors):
             extras["capinno_levels"] = level_points(spec, idata.posterior, data.firms, data.design)
     if entry.item_level:

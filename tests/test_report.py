@@ -161,3 +161,20 @@ def test_the_summary_scores_every_claim_of_the_study_under_every_model(quick_ana
     assert claims["probability"].between(0, 1).all() and set(claims["verdict"]) <= set(VERDICTS.values())
     summary = pd.read_csv(tables / "claims_summary.csv", comment="#")
     assert list(summary["claim"]) == ids
+
+
+def test_prior_sensitivity_is_in_every_outcome_run_and_in_the_report(quick_analysis):
+    import arviz as az
+
+    from bayes_intl.claims import PSENS_THRESHOLD
+
+    _, result, _ = quick_analysis
+    frame = pd.read_csv(Path(result["report"]).parent / "tables" / "prior_sensitivity.csv", comment="#")
+    assert frame["model"].nunique() == len(result["runs"])
+    assert {"intercept", "slope[capinno]"} <= set(frame["variable"])
+    assert frame["variable"].str.startswith("p[table5.").sum() == 18 * len(result["runs"])  # every Table 5 cell
+    assert (frame[["prior", "likelihood"]] >= 0).all().all()
+    flagged = frame["diagnosis"].fillna("")
+    assert ((flagged != "") == ((frame["prior"] >= PSENS_THRESHOLD))).all()
+    for run in result["runs"]:
+        assert "log_prior" in az.from_netcdf(str(Path(run) / "posterior.nc")).groups()
