@@ -21,7 +21,8 @@ import pandas as pd
 CLAIM_KINDS = ("sign", "difference", "side", "table_sides")
 CLAIM_KEYS = ("id", "kind", "sentence", "source", "term", "direction", "higher", "lower", "at", "side")
 SUPPORT = 0.95  # a claim is supported by a posterior where its probability is at least this
-VERDICTS = {"holds": "holds in every model", "depends": "depends on the model", "no": "not supported"}
+VERDICTS = {"holds": "holds in every model and prior tried", "depends": "depends on the model",
+            "prior": "depends on the prior", "no": "not supported"}
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ def _cell(grid: pd.DataFrame, at: Mapping[str, str]) -> int:
     return int(np.flatnonzero(match)[0])
 
 
-def claim_probabilities(study, coefficients: Mapping[str, np.ndarray], probs: np.ndarray,
-                        grid: pd.DataFrame) -> dict[str, float]:
-    """Each claim's posterior probability, from one run's coefficient draws (by name) and its
+def claim_events(study, coefficients: Mapping[str, np.ndarray], probs: np.ndarray,
+                 grid: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per claim, whether it holds in each draw, from one run's coefficient draws (by name) and its
     predicted-probability draws (draw x grid cell, cells labelled as the study labels its levels)."""
     out = {}
     for claim in study.claims:
@@ -110,34 +111,82 @@ def claim_probabilities(study, coefficients: Mapping[str, np.ndarray], probs: np
             for cell in study.table_cells():
                 p = probs[:, _cell(grid, cell.at)]
                 event &= (p > study.cut) == (study.value(cell.id) > study.cut)
-        out[claim.id] = float(np.mean(event))
+        out[claim.id] = np.asarray(event, dtype=bool)
     return out
 
 
-def claims_table(study, scores: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """One row per claim x model (``scores``: model -> claim id -> probability), with the claim's verdict
-    across the models: holds (P >= SUPPORT in every model), depends on the model, or not supported."""
+def claim_probabilities(study, coefficients: Mapping[str, np.ndarray], probs: np.ndarray,
+                        grid: pd.DataFrame) -> dict[str, float]:
+    """Each claim's posterior probability: the share of draws in which it holds."""
+    return {k: float(v.mean()) for k, v in claim_events(study, coefficients, probs, grid).items()}
+
+
+def scaled_priors(log_prior) -> list[str]:
+    """The priors power-scaling varies: the ones a spec sets. Per-case latent scores and the non-centred
+    standard normals are the model's structure, not a researcher's prior belief (and scaling their
+    hundreds of terms would break the importance weights)."""
+    from .registry import INTERNAL_VARIABLES
+
+    return [v for v in log_prior.data_vars if v not in INTERNAL_VARIABLES and "firm" not in log_prior[v].dims]
+
+
+PRIOR_SCALES = (0.5, 2.0)  # the prior's density raised to these powers: half as strong, twice as strong
+PARETO_K_MAX = 0.7  # past this, importance weights cannot be trusted (the scaled probability is left out)
+
+
+def prior_scaled(events: Mapping[str, np.ndarray], log_prior: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Each claim's probability with the prior power-scaled by PRIOR_SCALES (Pareto-smoothed importance
+    weights on the posterior draws, as priorsense does): (lowest, highest); NaN where the weights fail."""
+    import arviz as az
+
+    if np.ptp(log_prior) == 0:  # a flat prior: scaling it changes nothing
+        return {c: (float(e.mean()), float(e.mean())) for c, e in events.items()}
+    scaled = []
+    for alpha in PRIOR_SCALES:
+        log_weights, k = az.psislw((alpha - 1) * (log_prior - log_prior.max()))
+        weights = np.exp(log_weights - log_weights.max())
+        weights /= weights.sum()
+        scaled.append({c: float(weights @ e) if float(k) <= PARETO_K_MAX else np.nan for c, e in events.items()})
+    return {c: (min(s[c] for s in scaled), max(s[c] for s in scaled)) for c in events}
+
+
+def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+    """One row per claim x model (``scores``: model -> claim id -> probability, prior_low, prior_high), with
+    the claim's verdict: holds (P >= SUPPORT in every model and under prior scaling), depends on the
+    model, depends on the prior (holds in every model until the prior is scaled), or not supported."""
     rows = []
     for claim in study.claims:
-        probabilities = [scores[m][claim.id] for m in scores]
-        key = ("holds" if all(p >= SUPPORT for p in probabilities)
-               else "no" if all(p < SUPPORT for p in probabilities) else "depends")
+        scored = [scores[m][claim.id] for m in scores]
+        at_one = [s["probability"] >= SUPPORT for s in scored]
+        scaled = [not s.get("prior_low", 1.0) < SUPPORT for s in scored]  # NaN (weights failed) counts as held
+        key = ("no" if not any(at_one) else "depends" if not all(at_one)
+               else "holds" if all(scaled) else "prior")
         rows += [{"claim": claim.id, "kind": claim.kind, "statement": claim.statement(), "sentence": claim.sentence,
-                  "model": model, "probability": scores[model][claim.id], "verdict": VERDICTS[key]}
+                  "model": model, "probability": scores[model][claim.id]["probability"],
+                  "prior_scaled_low": scores[model][claim.id].get("prior_low", np.nan),
+                  "prior_scaled_high": scores[model][claim.id].get("prior_high", np.nan), "verdict": VERDICTS[key]}
                  for model in scores]
-    return pd.DataFrame(rows, columns=["claim", "kind", "statement", "sentence", "model", "probability", "verdict"])
+    return pd.DataFrame(rows, columns=["claim", "kind", "statement", "sentence", "model", "probability",
+                                       "prior_scaled_low", "prior_scaled_high", "verdict"])
 
 
-def score_runs(study, runs: Mapping) -> dict[str, dict[str, float]]:
-    """Each outcome run's claim probabilities (model name -> claim id -> probability)."""
-    from .summaries import coefficient_draws, grid_probabilities, prediction_grid
+def score_runs(study, runs: Mapping) -> dict[str, dict[str, dict[str, float]]]:
+    """Each outcome run's claim probabilities, and their range with the prior halved and doubled in
+    strength (model name -> claim id -> probability, prior_low, prior_high)."""
+    from .summaries import coefficient_draws, grid_probabilities, prediction_grid, stacked
 
     scores = {}
     for name, run in runs.items():
-        design, firms = run.data.design, run.data.firms
+        design, firms, posterior = run.data.design, run.data.firms, run.idata.posterior
         grid = prediction_grid(run.spec, design, firms)
-        probs = grid_probabilities(run.spec, run.idata.posterior, firms, grid, design)
-        scores[name] = claim_probabilities(study, coefficient_draws(run.spec, run.idata.posterior, design), probs, grid)
+        probs = grid_probabilities(run.spec, posterior, firms, grid, design)
+        events = claim_events(study, coefficient_draws(run.spec, posterior, design), probs, grid)
+        scores[name] = {c: {"probability": float(e.mean())} for c, e in events.items()}
+        if "log_prior" in run.idata.groups():
+            lp = run.idata.log_prior
+            total = sum(lp[v].sum([d for d in lp[v].dims if d not in ("chain", "draw")]) for v in scaled_priors(lp))
+            for c, (low, high) in prior_scaled(events, stacked(total.to_dataset(name="lp"), "lp")).items():
+                scores[name][c] |= {"prior_low": low, "prior_high": high}
     return scores
 
 
@@ -161,7 +210,8 @@ def prior_sensitivity(idata, probs: np.ndarray | None = None, cells=None) -> pd.
         shape = (posterior.sizes["chain"], posterior.sizes["draw"], probs.shape[1])
         posterior = posterior.assign(p=xr.DataArray(probs.reshape(shape), dims=("chain", "draw", "cell"),
                                                        coords={"cell": list(cells)}))
-    data = az.InferenceData(posterior=posterior, log_prior=idata.log_prior, log_likelihood=idata.log_likelihood)
+    data = az.InferenceData(posterior=posterior, log_prior=idata.log_prior[scaled_priors(idata.log_prior)],
+                            log_likelihood=idata.log_likelihood)
     frame = pd.DataFrame({c: _flat(az.psens(data, component=c)) for c in ("prior", "likelihood")})
     prior, likelihood = frame["prior"] >= PSENS_THRESHOLD, frame["likelihood"] >= PSENS_THRESHOLD
     frame["diagnosis"] = np.where(prior & likelihood, "prior-data conflict",

@@ -242,8 +242,9 @@ def summary_section(inputs: ReportInputs) -> Section:
     audit, recon = inputs.audit["summary"], inputs.reconstruction or {}
     s.text(f"Each claim is a conclusion the paper draws, checked as a statement about the model; each number is its "
            f"posterior probability under that model, on the shipped reconstruction. A claim holds where the "
-           f"probability is at least {SUPPORT} in every model. The reconstruction ensemble and the prior are not yet "
-           f"varied here (`bayes-intl fit --ensemble` varies the reconstruction).")
+           f"probability is at least {SUPPORT} in every model and stays so with the prior's strength halved and "
+           f"doubled (power-scaling; claims.csv gives that range). The reconstruction ensemble is not yet varied "
+           f"here (`bayes-intl fit --ensemble` varies it).")
     s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
            f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
            f"printed B and SE within {fmt((recon.get('k') or 0) * 0.0005, 4)} of the refit).")

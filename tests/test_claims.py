@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bayes_intl.baselines import study_grid
 from bayes_intl.claims import SUPPORT, VERDICTS, claim_probabilities, claims_table
@@ -26,13 +27,29 @@ def test_each_kind_of_claim_is_the_share_of_draws_where_it_holds():
     assert scores["table5_classification"] == 0.5  # every printed cell on its printed side, in the other half
 
 
-def test_verdicts_across_models():
+def test_verdicts_across_models_and_prior_scaling():
     study = load_study()
     ids = [c.id for c in study.claims]
-    scores = {"a": dict.fromkeys(ids, 0.99), "b": {**dict.fromkeys(ids, 0.99), ids[0]: 0.5, ids[1]: 0.96}}
-    scores["a"][ids[0]] = 0.9
-    table = claims_table(study, scores).drop_duplicates("claim").set_index("claim")["verdict"]
-    assert table[ids[0]] == VERDICTS["no"]  # below SUPPORT in both
-    assert table[ids[1]] == VERDICTS["holds"] and table[ids[2]] == VERDICTS["holds"]
-    scores["b"][ids[2]] = SUPPORT - 0.01
-    assert claims_table(study, scores).set_index("claim").loc[ids[2], "verdict"].iloc[0] == VERDICTS["depends"]
+    score = lambda p, low=None: {"probability": p, **({"prior_low": low, "prior_high": p} if low else {})}  # noqa: E731
+    scores = {"a": {i: score(0.99, 0.98) for i in ids}, "b": {i: score(0.99) for i in ids}}
+    scores["a"][ids[0]], scores["b"][ids[0]] = score(0.9), score(0.5)
+    scores["b"][ids[1]] = score(0.96)
+    scores["a"][ids[2]] = score(0.99, 0.90)  # holds at the prior as given, not when it is scaled
+    scores["b"][ids[3]] = score(SUPPORT - 0.01)
+    verdict = claims_table(study, scores).drop_duplicates("claim").set_index("claim")["verdict"]
+    assert verdict[ids[0]] == VERDICTS["no"] and verdict[ids[1]] == VERDICTS["holds"]
+    assert verdict[ids[2]] == VERDICTS["prior"] and verdict[ids[3]] == VERDICTS["depends"]
+
+
+def test_prior_scaling_moves_a_claim_the_way_the_prior_pulls():
+    """A N(0, 1) prior on a coefficient whose posterior sits at 0.5: a stronger prior pulls it to 0,
+    so P(B > 0) falls; a weaker one lets it rise. A flat log-prior changes nothing."""
+    from bayes_intl.claims import prior_scaled
+
+    rng = np.random.default_rng(1)
+    draws = rng.normal(0.5, 0.6, 4000)
+    events = {"positive": draws > 0}
+    low, high = prior_scaled(events, -draws**2 / 2)["positive"]
+    assert low < events["positive"].mean() < high
+    flat = prior_scaled(events, np.zeros(4000))["positive"]
+    assert flat == pytest.approx((events["positive"].mean(),) * 2)
