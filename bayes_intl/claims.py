@@ -147,7 +147,8 @@ def prior_scaled(events: Mapping[str, np.ndarray], log_prior: np.ndarray) -> dic
         weights = np.exp(log_weights - log_weights.max())
         weights /= weights.sum()
         scaled.append({c: float(weights @ e) if float(k) <= PARETO_K_MAX else np.nan for c, e in events.items()})
-    return {c: (min(s[c] for s in scaled), max(s[c] for s in scaled)) for c in events}
+    both = {c: [s[c] for s in scaled] for c in events}  # NaN for both when either scaling's weights fail
+    return {c: (min(v), max(v)) if np.isfinite(v).all() else (np.nan, np.nan) for c, v in both.items()}
 
 
 def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:

@@ -248,6 +248,9 @@ def summary_section(inputs: ReportInputs) -> Section:
     s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
            f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
            f"printed B and SE within {fmt((recon.get('k') or 0) * 0.0005, 4)} of the refit).")
+    if untried := sorted(long.loc[long["prior_scaled_low"].isna(), "model"].unique()):
+        s.text(f"Prior scaling not assessed for {', '.join(untried)}: the reweighted draws are unreliable there "
+               f"(Pareto k > 0.7), so its prior does not count as tried.")
     s.table(wide, "claims_summary", "The paper's claims: posterior probability under each model, and the verdict")
     s.table(long, "claims", "One row per claim and model, with the paper's sentence")
     return s
