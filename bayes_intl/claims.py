@@ -21,8 +21,9 @@ import pandas as pd
 CLAIM_KINDS = ("sign", "difference", "side", "table_sides")
 CLAIM_KEYS = ("id", "kind", "sentence", "source", "term", "direction", "higher", "lower", "at", "side")
 SUPPORT = 0.95  # a claim is supported by a posterior where its probability is at least this
-VERDICTS = {"holds": "holds in every model and prior tried", "depends": "depends on the model",
-            "prior": "depends on the prior", "no": "not supported"}
+VERDICTS = {"holds": "holds in every model, reconstruction and prior tried", "depends": "depends on the model",
+            "reconstruction": "depends on the reconstruction", "prior": "depends on the prior",
+            "no": "not supported"}
 
 
 @dataclass(frozen=True)
@@ -151,24 +152,33 @@ def prior_scaled(events: Mapping[str, np.ndarray], log_prior: np.ndarray) -> dic
     return {c: (min(v), max(v)) if np.isfinite(v).all() else (np.nan, np.nan) for c, v in both.items()}
 
 
-def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]], ensemble=None) -> pd.DataFrame:
     """One row per claim x model (``scores``: model -> claim id -> probability, prior_low, prior_high), with
-    the claim's verdict: holds (P >= SUPPORT in every model and under prior scaling), depends on the
-    model, depends on the prior (holds in every model until the prior is scaled), or not supported."""
+    the claim's range across the reconstruction ensemble (``ensemble``: an EnsembleRun, its model's rows)
+    and its verdict: not supported (P < SUPPORT in every model), depends on the model, depends on the
+    reconstruction (some ensemble member below SUPPORT), depends on the prior (below SUPPORT once the prior
+    is halved or doubled), or holds."""
+    members = ensemble.claims.groupby("claim")["probability"] if ensemble is not None and ensemble.claims is not None \
+        else None
     rows = []
     for claim in study.claims:
         scored = [scores[m][claim.id] for m in scores]
         at_one = [s["probability"] >= SUPPORT for s in scored]
         scaled = [not s.get("prior_low", 1.0) < SUPPORT for s in scored]  # NaN (weights failed) counts as held
-        key = ("no" if not any(at_one) else "depends" if not all(at_one)
+        low, high = (members.min().get(claim.id, np.nan), members.max().get(claim.id, np.nan)) if members is not None \
+            else (np.nan, np.nan)
+        key = ("no" if not any(at_one) else "depends" if not all(at_one) else "reconstruction" if low < SUPPORT
                else "holds" if all(scaled) else "prior")
         rows += [{"claim": claim.id, "kind": claim.kind, "statement": claim.statement(), "sentence": claim.sentence,
                   "model": model, "probability": scores[model][claim.id]["probability"],
                   "prior_scaled_low": scores[model][claim.id].get("prior_low", np.nan),
-                  "prior_scaled_high": scores[model][claim.id].get("prior_high", np.nan), "verdict": VERDICTS[key]}
-                 for model in scores]
+                  "prior_scaled_high": scores[model][claim.id].get("prior_high", np.nan),
+                  "ensemble_low": low if ensemble is not None and model == ensemble.spec.model else np.nan,
+                  "ensemble_high": high if ensemble is not None and model == ensemble.spec.model else np.nan,
+                  "verdict": VERDICTS[key]} for model in scores]
     return pd.DataFrame(rows, columns=["claim", "kind", "statement", "sentence", "model", "probability",
-                                       "prior_scaled_low", "prior_scaled_high", "verdict"])
+                                       "prior_scaled_low", "prior_scaled_high", "ensemble_low", "ensemble_high",
+                                       "verdict"])
 
 
 def score_runs(study, runs: Mapping) -> dict[str, dict[str, dict[str, float]]]:

@@ -21,7 +21,8 @@ from .errors import SpecError
 from .spec import did_you_mean, read_toml
 
 log = logging.getLogger(__name__)
-ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick"}
+ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick", "ensemble"}
+ENSEMBLE_KEYS = {"spec", "members", "quick_members"}
 RECONSTRUCT_KEYS = {"search", "starts", "rounds", "solutions"}
 QUICK_KEYS = {"reconstruct"}
 # The search is opt-in: its result is shipped (bayes_intl/data/reconstruction.csv) and checked by a refit.
@@ -39,6 +40,7 @@ class Analysis:
     reconstruct: dict
     quick_reconstruct: dict
     description: str = ""
+    ensemble: dict | None = None  # {"spec": path, "members": N, "quick_members": N}: the ensemble stage
 
 
 def load_analysis(path: str | Path) -> Analysis:
@@ -78,13 +80,24 @@ def load_analysis(path: str | Path) -> Analysis:
                 raise bad(f"{where}.{key}", "a positive whole number", repr(table[key]))
         if "search" in table and not isinstance(table["search"], bool):
             raise bad(f"{where}.search", "true or false", repr(table["search"]))
+    ensemble = keys(raw.get("ensemble", {}), ENSEMBLE_KEYS, "ensemble") or None
+    if ensemble is not None:
+        spec_path = path.parent / str(ensemble.get("spec", ""))
+        if not spec_path.is_file():
+            raise bad("ensemble.spec", "an existing model specification file", str(spec_path))
+        for key in ("members", "quick_members"):
+            value = ensemble.get(key, 50 if key == "members" else 8)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(f"ensemble.{key}", "a positive whole number", repr(value))
+            ensemble[key] = value
+        ensemble["spec"] = str(spec_path)
     seed = raw.get("seed", 20150601)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise bad("seed", "a non-negative whole number", repr(seed))
     return Analysis(str(path), seed, str(raw.get("out", "reports/analysis")), tuple(resolved),
                     SEARCH_DEFAULTS | reconstruct,
                     SEARCH_DEFAULTS | reconstruct | quick_reconstruct,
-                    str(raw.get("description", "")))
+                    str(raw.get("description", "")), ensemble)
 
 
 def code_hash() -> str:
@@ -417,7 +430,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     from .data import read_study_data, study_design
     from .reporting import ReportInputs
     from .spec import load_spec
-    from .store import file_hash
+    from .store import file_hash, load
     from .study import load_study
 
     study = study if hasattr(study, "figures") else load_study(study)
@@ -431,7 +444,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     preset = preset if search is None else preset | {"search": search}
     started = time.perf_counter()
     item_level = [m for m in models if load_spec(m).entry.item_level]
-    stages = _Stages(out, 5 + bool(item_level) + len(models), progress, on_stage)
+    stages = _Stages(out, 5 + bool(item_level) + len(models) + bool(analysis.ensemble), progress, on_stage)
     audit = stages.run("audit", _key("audit", code), lambda: _stage_audit(out / "audit", study),
                        lambda d: _read_json(d["json"]))
     recon = stages.run("reconstruct", _key("reconstruct", code, preset, analysis.seed),
@@ -454,8 +467,16 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     compare = stages.run("compare", _key("compare", code, run_keys),
                          lambda: _stage_compare(out / "compare", outcome_runs),
                          lambda d: pd.read_csv(d["csv"]) if d.get("csv") else None)
+    ensemble = None
+    if analysis.ensemble:
+        members = analysis.ensemble["quick_members" if quick else "members"]
+        ensemble = stages.run("ensemble", _key("ensemble", code, analysis.ensemble, file_hash(analysis.ensemble["spec"]), quick,
+                                                  analysis.seed),
+                              lambda: _stage_ensemble(out / "ensemble", analysis.ensemble["spec"], members, quick,
+                                                      analysis.seed, fit_study), lambda d: load(d["folder"]))
     command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
-    inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command)
+    inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command,
+                                  ensemble.value if ensemble else None)
     report = stages.run("report", _key("report", code, run_keys, analysis.source, quick),
                         lambda: _stage_report(out / "report", inputs), lambda d: None)
     stages.bar.close()
@@ -464,6 +485,15 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
             "runs": [str(r.folder) for r in runs], "models_skipped": skipped,
             "stages": [{"name": s.name, "reused": s.reused, "seconds": round(s.seconds, 1), "summary": s.summary,
                         "outputs": s.outputs} for s in stages.done]}
+
+
+def _stage_ensemble(folder: Path, spec: str, members: int, quick: bool, seed: int, study):
+    from .runs import fit_ensemble
+
+    run = fit_ensemble(spec, seed=seed, members=members, quick=quick, out=folder, study=study)
+    between = run.coefficients["between_sd"] / run.coefficients["within_sd"]
+    return ([str(run.folder)], f"{run.spec.model} on {members} reconstructions: between-reconstruction SD "
+            f"{between.min():.2f}-{between.max():.2f} of the within-posterior SD", {"folder": str(run.folder)}, run)
 
 
 def _stage_compare(folder: Path, runs: list):

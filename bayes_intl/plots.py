@@ -145,6 +145,20 @@ def sensitivity_plot(frame: pd.DataFrame, threshold: float) -> Figure:
     return fig
 
 
+def ensemble_spread(coefficients: pd.DataFrame, cells: pd.DataFrame) -> Figure:
+    """Between-reconstruction SD against within-posterior SD, coefficients and cells; the diagonal is equal."""
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    for colour, (label, frame) in zip(MODEL_COLOURS, (("coefficients", coefficients), ("cells", cells))):
+        ax.plot(frame["within_sd"], frame["between_sd"], "o", color=colour, ms=4, label=label)
+    top = float(max(coefficients["within_sd"].max(), cells["within_sd"].max()))
+    ax.plot([0, top], [0, top], color="0.6", ls=":", lw=1)
+    ax.set_xlabel("within-posterior SD")
+    ax.set_ylabel("between-reconstruction SD")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
 def separation_plot(idata, title: str, outcome: str = "internationalized") -> Figure:
     """Firms sorted by predicted probability; dark bars are the firms with outcome 1 (``outcome``, its variable)."""
     import arviz as az

@@ -186,17 +186,18 @@ class ReportInputs:
     baseline: dict | None  # baseline.json's payload (the paper's runs only)
     loo: pd.DataFrame | None  # the compare stage's PSIS-LOO table
     command: str
+    ensemble: object | None = None  # the ensemble stage's EnsembleRun (runs.py), when the analysis has one
 
     @classmethod
     def collect(cls, runs, audit: dict | None, reconstruction: dict | None, baseline: dict | None, loo,
-                command: str) -> "ReportInputs":
+                command: str, ensemble=None) -> "ReportInputs":
         named, taken = {}, set()
         for run in runs:
             model = run.spec.model
             name = model if model not in taken else run.name  # a second run of a model goes by its run id
             taken.add(name)
             named[name] = run
-        return cls(named, audit, reconstruction, baseline, loo, command)
+        return cls(named, audit, reconstruction, baseline, loo, command, ensemble)
 
     @property
     def outcome(self) -> dict:
@@ -236,15 +237,15 @@ def summary_section(inputs: ReportInputs) -> Section:
     study = load_study(inputs.audit["study"]["source"]) if inputs.paper else None
     if study is None or not study.claims or not inputs.outcome:
         return s
-    long = claims_table(study, score_runs(study, inputs.outcome))
+    long = claims_table(study, score_runs(study, inputs.outcome), inputs.ensemble)
     wide = long.pivot(index="claim", columns="model", values="probability")[list(dict.fromkeys(long["model"]))]
     wide = long.drop_duplicates("claim").set_index("claim")[["statement", "verdict"]].join(wide).reset_index()
     audit, recon = inputs.audit["summary"], inputs.reconstruction or {}
     s.text(f"Each claim is a conclusion the paper draws, checked as a statement about the model; each number is its "
            f"posterior probability under that model, on the shipped reconstruction. A claim holds where the "
-           f"probability is at least {SUPPORT} in every model and stays so with the prior's strength halved and "
-           f"doubled (power-scaling; claims.csv gives that range). The reconstruction ensemble is not yet varied "
-           f"here (`bayes-intl fit --ensemble` varies it).")
+           f"probability is at least {SUPPORT} in every model, across the reconstruction ensemble "
+           f"({inputs.ensemble.spec.model if inputs.ensemble else 'not fitted in this analysis'}; section 3) and with "
+           f"the prior's strength halved and doubled (power-scaling); claims.csv gives both ranges.")
     s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
            f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
            f"printed B and SE within {fmt((recon.get('k') or 0) * 0.0005, 4)} of the refit).")
@@ -306,6 +307,14 @@ def reconstruction_section(inputs: ReportInputs) -> Section:
     s.table(cells, "reconstruction_cells", f"Reconstructed cell counts ({codes})")
     s.table(refit[["id", "published", "refit", "difference", "same_when_printed"]], "reconstruction_refit",
             f"Refit of the reconstruction beside {tables}")
+    if (ens := inputs.ensemble) is not None:
+        from . import plots
+
+        s.text(f"{ens.spec.model} refitted on {ens.record['members']} reconstructions of the ensemble and pooled: how "
+               "much of each estimate's spread is which reconstruction (between) and how much the posterior (within).")
+        s.figure(plots.ensemble_spread(ens.coefficients, ens.table5), "ensemble", "Between- against within-SD")
+        s.table(ens.coefficients, "ensemble_coefficients", "Coefficients pooled over the ensemble")
+        s.table(ens.table5, "ensemble_table5", "Predicted-probability cells pooled over the ensemble")
     return s
 
 

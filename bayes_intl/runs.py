@@ -87,6 +87,7 @@ class EnsembleRun:
     table5: pd.DataFrame  # the same per Table 5 cell
     record: dict
     folder: Path | None = None
+    claims: pd.DataFrame | None = None  # per member and claim of the study: its posterior probability
 
     @property
     def name(self) -> str:
@@ -291,7 +292,11 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
 
         study = study if isinstance(study, Study) else load_study(study)
         spec = spec.for_study(study)
-    coef_rows, cell_rows = [], []
+    from .claims import claim_events
+    from .study import load_study
+
+    coef_rows, cell_rows, claim_rows = [], [], []
+    claimed = study if study is not None else load_study()
     members_used = ensemble_tables(study)[: members or None]
     grid = None if study is not None else table5_grid()
     for i, (k, table) in enumerate(tqdm(members_used, desc="ensemble", unit="fit", disable=not progress)):
@@ -310,6 +315,8 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
         probs = grid_probabilities(spec, idata.posterior, data.firms, grid, data.design)
         cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "value": probs.ravel(),
                                        "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel()}))
+        events = claim_events(claimed, coefficient_draws(spec, idata.posterior, data.design), probs, grid)
+        claim_rows += [{"member": i + 1, "k": k, "claim": c, "probability": float(e.mean())} for c, e in events.items()]
     n = len(members_used)
     name = f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{seed}{'-quick' if quick else ''}"
     record = {"kind": "ensemble", "run_id": name, "model": spec.model, "spec": str(spec.source),
@@ -319,7 +326,8 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
               "sampler": chosen.__dict__, "versions": package_versions(),
               "data_provenance": ENSEMBLE_NOTE if study is None else
               f"RECONSTRUCTED data: the shipped ensemble of reconstructions of study '{study.id}' (not its real rows)"}
-    run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record)
+    run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record,
+                      claims=pd.DataFrame(claim_rows, columns=["member", "k", "claim", "probability"]))
     if out is not None:
         run.folder = save_ensemble(run, Path(out) / name)
     return run

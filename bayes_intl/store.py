@@ -193,6 +193,8 @@ def save_ensemble(run, folder: str | Path) -> Path:
     def write(staging: Path) -> None:
         write_csv(staging / "ensemble_coefficients.csv", run.coefficients, header_note=note)
         write_csv(staging / "ensemble_table5.csv", run.table5, header_note=note)
+        if run.claims is not None:
+            write_csv(staging / "ensemble_claims.csv", run.claims, header_note=note)
         write_json(staging / "run.json", run.record | {"complete": True})
 
     return _save_folder(folder, write)
@@ -247,7 +249,9 @@ def load(folder: str | Path, *, spec_hash: str | None = None, data_hash: str | N
     spec = spec_from_dict(record["spec_document"], source=record["spec"])
     read = lambda name: pd.read_csv(folder / name, comment="#")  # noqa: E731
     if record.get("kind") == "ensemble":
-        return EnsembleRun(spec, read("ensemble_coefficients.csv"), read("ensemble_table5.csv"), record, folder)
+        claims = read("ensemble_claims.csv") if (folder / "ensemble_claims.csv").exists() else None
+        return EnsembleRun(spec, read("ensemble_coefficients.csv"), read("ensemble_table5.csv"), record, folder,
+                           claims)
     tables = {p.stem: read(p.name) for p in sorted(folder.glob("*.csv")) if p.name != FIRMS_FILE}
     design = Design.from_dict(record["design"]) if record.get("design") else PAPER_DESIGN
     data = ModelData(read(FIRMS_FILE), None, record["data"], record["data_provenance"], design)

@@ -46,7 +46,8 @@ def quick_analysis(tmp_path_factory):
         text = (models / f"{name}.toml").read_text()
         (root / f"{name}.toml").write_text(re.sub(r"\[quick\].*\Z", TINY_SAMPLER, text, flags=re.S))
     (root / "analysis.toml").write_text(
-        'seed = 7\nmodels = ["paper_logit.toml", "latent_factor.toml"]\n[quick.reconstruct]\nsearch = false\n')
+        'seed = 7\nmodels = ["paper_logit.toml", "latent_factor.toml"]\n[quick.reconstruct]\nsearch = false\n'
+        '[ensemble]\nspec = "paper_logit.toml"\nquick_members = 3\n')
     analysis = load_analysis(root / "analysis.toml")
     result = run_analysis(analysis, quick=True, out=root / "out", progress=False)
     return analysis, result, root

@@ -40,6 +40,15 @@ def test_verdicts_across_models_and_prior_scaling():
     assert verdict[ids[0]] == VERDICTS["no"] and verdict[ids[1]] == VERDICTS["holds"]
     assert verdict[ids[2]] == VERDICTS["prior"] and verdict[ids[3]] == VERDICTS["depends"]
 
+    class Ensemble:  # what claims_table reads of an EnsembleRun
+        spec = type("Spec", (), {"model": "a"})
+        claims = pd.DataFrame({"member": [1, 2], "claim": [ids[1], ids[1]], "probability": [0.97, 0.93]})
+
+    table = claims_table(study, scores, Ensemble()).set_index(["claim", "model"])
+    assert table.loc[(ids[1], "a"), "verdict"] == VERDICTS["reconstruction"]
+    assert table.loc[(ids[1], "a"), ["ensemble_low", "ensemble_high"]].tolist() == [0.93, 0.97]
+    assert np.isnan(table.loc[(ids[1], "b"), "ensemble_low"])
+
 
 def test_prior_scaling_moves_a_claim_the_way_the_prior_pulls():
     """A N(0, 1) prior on a coefficient whose posterior sits at 0.5: a stronger prior pulls it to 0,
