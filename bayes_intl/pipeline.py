@@ -483,6 +483,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     return {"analysis": analysis.source, "study": study.to_dict(), "quick": quick, "out": str(out),
             "seconds": round(time.perf_counter() - started, 1), "report": report.detail["index"],
             "runs": [str(r.folder) for r in runs], "models_skipped": skipped,
+            "report_sections": report.detail.get("sections", []), "report_tables": report.detail.get("tables", []),
             "stages": [{"name": s.name, "reused": s.reused, "seconds": round(s.seconds, 1), "summary": s.summary,
                         "outputs": s.outputs} for s in stages.done]}
 
@@ -508,8 +509,9 @@ def _stage_report(folder: Path, inputs):
     from .reporting import write_report
 
     written = write_report(inputs, folder)
+    tables = [Path(f).stem for f in written.files if Path(f).parent.name == "tables"]
     return (written.files, f"{len(written.sections)} sections, {written.figures} figures",
-            {"index": str(written.index)}, written)
+            {"index": str(written.index), "sections": written.sections, "tables": tables}, written)
 
 
 def report_inputs(runs: list, out: Path, *, command: str, seed: int = 20150601, study=None):

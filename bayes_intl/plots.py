@@ -159,6 +159,28 @@ def ensemble_spread(coefficients: pd.DataFrame, cells: pd.DataFrame) -> Figure:
     return fig
 
 
+def claims_plot(claims: pd.DataFrame, support: float) -> Figure:
+    """Each claim's posterior probability per model (dots), with its range under prior scaling (bars) and
+    across the reconstruction ensemble (grey bars); the dotted line is the support threshold."""
+    ids = list(dict.fromkeys(claims["claim"]))
+    fig = _figure(8, 0.45 * len(ids) + 1.2)
+    ax = fig.add_subplot()
+    models = list(dict.fromkeys(claims["model"]))
+    for m, (colour, model) in enumerate(zip(MODEL_COLOURS, models)):
+        rows = claims[claims["model"] == model].set_index("claim").loc[ids]
+        y = np.arange(len(ids)) + (m - (len(models) - 1) / 2) * 0.15
+        ax.hlines(y, rows["ensemble_low"], rows["ensemble_high"], color="0.75", lw=5)
+        ax.hlines(y, rows["prior_scaled_low"], rows["prior_scaled_high"], color=colour, lw=1.5)
+        ax.plot(rows["probability"], y, "o", color=colour, ms=4, label=model)
+    ax.axvline(support, color="0.4", ls=":", lw=1)
+    ax.set_yticks(np.arange(len(ids)), ids, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("posterior probability that the claim holds")
+    ax.legend(fontsize=7, frameon=False, loc="center")
+    return fig
+
+
 def separation_plot(idata, title: str, outcome: str = "internationalized") -> Figure:
     """Firms sorted by predicted probability; dark bars are the firms with outcome 1 (``outcome``, its variable)."""
     import arviz as az

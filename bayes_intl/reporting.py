@@ -230,6 +230,7 @@ def _hdi_text(mean, low, high) -> str:
 
 def summary_section(inputs: ReportInputs) -> Section:
     """The paper's claims, each scored under every model, with the audit's and the reconstruction's one line."""
+    from . import plots
     from .claims import SUPPORT, claims_table, score_runs
     from .study import load_study
 
@@ -253,6 +254,7 @@ def summary_section(inputs: ReportInputs) -> Section:
         s.text(f"Prior scaling not assessed for {', '.join(untried)}: the reweighted draws are unreliable there "
                f"(Pareto k > 0.7), so its prior does not count as tried.")
     s.table(wide, "claims_summary", "The paper's claims: posterior probability under each model, and the verdict")
+    s.figure(plots.claims_plot(long, SUPPORT), "claims", "Dots: each model; bars: prior scaled; grey: the ensemble")
     s.table(long, "claims", "One row per claim and model, with the paper's sentence")
     return s
 
@@ -310,8 +312,7 @@ def reconstruction_section(inputs: ReportInputs) -> Section:
     if (ens := inputs.ensemble) is not None:
         from . import plots
 
-        s.text(f"{ens.spec.model} refitted on {ens.record['members']} reconstructions of the ensemble and pooled: how "
-               "much of each estimate's spread is which reconstruction (between) and how much the posterior (within).")
+        s.text(f"{ens.spec.model} refitted on {ens.record['members']} reconstructions and pooled: between- and within-SD.")
         s.figure(plots.ensemble_spread(ens.coefficients, ens.table5), "ensemble", "Between- against within-SD")
         s.table(ens.coefficients, "ensemble_coefficients", "Coefficients pooled over the ensemble")
         s.table(ens.table5, "ensemble_table5", "Predicted-probability cells pooled over the ensemble")

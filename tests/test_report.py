@@ -142,7 +142,9 @@ def test_run_command_json_reports_reuse(quick_analysis, capsys):
     analysis, _, root = quick_analysis
     assert main(["run", analysis.source, "--quick", "--out", str(root / "out"), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert set(payload) == {"analysis", "study", "quick", "out", "seconds", "report", "runs", "models_skipped", "stages"}
+    assert set(payload) == {"analysis", "study", "quick", "out", "seconds", "report", "runs", "models_skipped", "stages",
+                            "report_sections", "report_tables"}
+    assert payload["report_sections"][0].startswith("1. Summary")  # from the cache: the report stage was reused
     assert payload["quick"] is True and Path(payload["report"]).exists()
     assert all(set(s) == {"name", "reused", "seconds", "summary", "outputs"} for s in payload["stages"])
     assert sum(s["reused"] for s in payload["stages"]) >= len(payload["stages"]) - 1
@@ -161,6 +163,9 @@ def test_the_summary_scores_every_claim_of_the_study_under_every_model(quick_ana
     assert claims["probability"].between(0, 1).all() and set(claims["verdict"]) <= set(VERDICTS.values())
     summary = pd.read_csv(tables / "claims_summary.csv", comment="#")
     assert list(summary["claim"]) == ids
+    assert result["report_sections"][0].startswith("1. Summary: what survives")  # run --json lists them
+    assert {"claims", "claims_summary", "prior_sensitivity", "ensemble_coefficients",
+            "ensemble_table5"} <= set(result["report_tables"])
 
 
 def test_prior_sensitivity_is_in_every_outcome_run_and_in_the_report(quick_analysis):
