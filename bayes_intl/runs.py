@@ -309,13 +309,14 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
         else:
             data = ModelData(table.to_firms().firms, None, table.source, table.provenance)
         idata = sample(build_model(spec, data), chosen, seed=seed + i, progress=False)
-        for term, draws in coefficient_draws(spec, idata.posterior).items():
+        coefficients = coefficient_draws(spec, idata.posterior, data.design)
+        for term, draws in coefficients.items():
             coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "draw": np.arange(len(draws)),
                                            "value": draws}))
         probs = grid_probabilities(spec, idata.posterior, data.firms, grid, data.design)
         cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "value": probs.ravel(),
                                        "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel()}))
-        events = claim_events(claimed, coefficient_draws(spec, idata.posterior, data.design), probs, grid)
+        events = claim_events(claimed, coefficients, probs, grid)
         claim_rows += [{"member": i + 1, "k": k, "claim": c, "probability": float(e.mean())} for c, e in events.items()]
     n = len(members_used)
     name = f"{spec.model}-{spec.hash()[:8]}-ensemble{n}-seed{seed}{'-quick' if quick else ''}"

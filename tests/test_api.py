@@ -72,6 +72,9 @@ def test_an_ensemble_of_another_studys_reconstructions_uses_its_predictors_and_c
                                              "Constant"}
     assert len(run.table5) == 16 and (run.table5["members"] == 2).all()
     assert "titanic" in run.record["data_provenance"] and run.record["outcome"] == "survived"
+    grouped = fit_ensemble(ROOT / "models" / "hierarchical_logit.toml", sampler=TINY, seed=2, members=1,
+                           study="titanic")  # class differences from the study's reference level, Crew
+    assert {"class[1st]", "class[2nd]", "class[3rd]"} <= set(grouped.coefficients["term"])
 
 
 def test_folders_that_are_not_complete_runs_are_refused_in_one_line(paper_run, tmp_path, capsys):
