@@ -32,9 +32,10 @@ browser:
 	  else echo "note: install Chromium (Debian/Ubuntu: sudo apt-get install chromium) for the browser tests"; fi; }
 
 # The whole re-analysis, ending with the report's path. QUICK=1 for the one-minute first look;
-# SEARCH=1 reruns the reconstruction search (about 20 seconds) instead of checking the shipped table.
+# SEARCH=1 reruns the reconstruction search (about 20 seconds) instead of checking the shipped table;
+# FULL=1 fits the cheap models on all 250 reconstructions of the ensemble and latent_factor on the best 25.
 analysis: $(STAMP)
-	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,) $(if $(STUDY),--study $(STUDY),)
+	$(BIN)/bayes-intl run models/analysis.toml $(if $(QUICK),--quick,) $(if $(SEARCH),--search,) $(if $(FULL),--full,) $(if $(STUDY),--study $(STUDY),)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -421,7 +421,7 @@ def run_audit(study: Study | None = None) -> AuditResult:
 # --- the audit as rows and Markdown (audit.md, the CLI's tables) ---
 
 def audit_rows(records) -> list[list[str]]:
-    from .reporting import fmt
+    from .render import fmt
 
     rows = []
     for r in records:
@@ -447,7 +447,7 @@ JOINT_HEADERS = ["term", "B consistent with all", "SE consistent with all", "fig
 
 
 def audit_markdown(result) -> str:
-    from .reporting import markdown_table
+    from .render import markdown_table
 
     s = result.summary
     parts = ["# Audit of the published figures",

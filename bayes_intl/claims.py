@@ -152,29 +152,28 @@ def prior_scaled(events: Mapping[str, np.ndarray], log_prior: np.ndarray) -> dic
     return {c: (min(v), max(v)) if np.isfinite(v).all() else (np.nan, np.nan) for c, v in both.items()}
 
 
-def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]], ensemble=None) -> pd.DataFrame:
+def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]], ensembles=()) -> pd.DataFrame:
     """One row per claim x model (``scores``: model -> claim id -> probability, prior_low, prior_high), with
-    the claim's range across the reconstruction ensemble (``ensemble``: an EnsembleRun, its model's rows)
-    and its verdict: not supported (P < SUPPORT in every model), depends on the model, depends on the
-    reconstruction (some ensemble member below SUPPORT), depends on the prior (below SUPPORT once the prior
-    is halved or doubled), or holds."""
-    members = ensemble.claims.groupby("claim")["probability"] if ensemble is not None and ensemble.claims is not None \
-        else None
+    the claim's range across the reconstruction ensemble where that model was refitted on it (``ensembles``:
+    EnsembleRuns) and its verdict: not supported (P < SUPPORT in every model), depends on the model, depends
+    on the reconstruction (some model's ensemble member below SUPPORT), depends on the prior (below SUPPORT
+    once the prior is halved or doubled), or holds."""
+    ranges = {e.spec.model: e.claims.groupby("claim")["probability"].agg(["min", "max"])
+              for e in ensembles if e.claims is not None}
     rows = []
     for claim in study.claims:
         scored = [scores[m][claim.id] for m in scores]
         at_one = [s["probability"] >= SUPPORT for s in scored]
         scaled = [not s.get("prior_low", 1.0) < SUPPORT for s in scored]  # NaN (weights failed) counts as held
-        low, high = (members.min().get(claim.id, np.nan), members.max().get(claim.id, np.nan)) if members is not None \
-            else (np.nan, np.nan)
-        key = ("no" if not any(at_one) else "depends" if not all(at_one) else "reconstruction" if low < SUPPORT
+        span = {m: tuple(r.loc[claim.id]) if claim.id in r.index else (np.nan, np.nan) for m, r in ranges.items()}
+        lowest = min((low for low, _ in span.values() if not np.isnan(low)), default=np.nan)
+        key = ("no" if not any(at_one) else "depends" if not all(at_one) else "reconstruction" if lowest < SUPPORT
                else "holds" if all(scaled) else "prior")
         rows += [{"claim": claim.id, "kind": claim.kind, "statement": claim.statement(), "sentence": claim.sentence,
                   "model": model, "probability": scores[model][claim.id]["probability"],
                   "prior_scaled_low": scores[model][claim.id].get("prior_low", np.nan),
                   "prior_scaled_high": scores[model][claim.id].get("prior_high", np.nan),
-                  "ensemble_low": low if ensemble is not None and model == ensemble.spec.model else np.nan,
-                  "ensemble_high": high if ensemble is not None and model == ensemble.spec.model else np.nan,
+                  "ensemble_low": span.get(model, (np.nan,))[0], "ensemble_high": span.get(model, (np.nan, np.nan))[1],
                   "verdict": VERDICTS[key]} for model in scores]
     return pd.DataFrame(rows, columns=["claim", "kind", "statement", "sentence", "model", "probability",
                                        "prior_scaled_low", "prior_scaled_high", "ensemble_low", "ensemble_high",

@@ -59,7 +59,7 @@ def _json_only_stdout(enabled: bool):
 def cmd_audit(args) -> int:
     from .audit import AUDIT_HEADERS, JOINT_HEADERS, audit_rows, joint_rows
     from .pipeline import write_audit
-    from .reporting import text_table
+    from .render import text_table
 
     out = Path(args.out)
     result, payload = write_audit(out, args.study)
@@ -83,7 +83,7 @@ def cmd_audit(args) -> int:
 def cmd_baseline(args) -> int:
     from .data import load_default, read_outcome_data
     from .pipeline import write_baseline
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
 
     if args.study:
         from .data import read_study_data
@@ -112,7 +112,7 @@ def cmd_baseline(args) -> int:
 
 def cmd_reconstruct(args) -> int:
     from .pipeline import write_reconstruction
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
 
     payload = write_reconstruction(Path(args.out), search=not args.shipped, seed=args.seed, starts=args.starts,
                                    rounds=args.rounds, solutions=args.solutions, firms=args.firms, study=args.study)
@@ -163,7 +163,7 @@ def cmd_simulate(args) -> int:
 
 
 def _print_outcome_tables(run) -> None:
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
     from .summaries import table5_labels
 
     coef, design = run.coefficients, run.data.design
@@ -273,7 +273,7 @@ def cmd_compile(args) -> int:
 
 
 def _fit_ensemble(args) -> int:
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
     from .runs import fit_ensemble
 
     run = fit_ensemble(args.spec, seed=args.seed, members=args.members, quick=args.quick, out=args.out,
@@ -286,9 +286,11 @@ def _fit_ensemble(args) -> int:
     print(f"{run.spec.model} across {n} reconstructions ({run.record['data_provenance']})\n")
     print("Coefficients: pooled posterior, and how much of the spread is the reconstruction's")
     print(text_table(["term", "pooled mean", "94% HDI", "between-reconstruction SD", "within-posterior SD",
-                      "member means"], [
+                      "Monte Carlo SD", "member means"], [
         [r.term, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
-         fmt(r.within_sd, 3), f"{fmt(r.member_mean_min, 2)} .. {fmt(r.member_mean_max, 2)}"] for r in coef.itertuples()]))
+         fmt(r.within_sd, 3), fmt(r.mc_sd, 3), f"{fmt(r.member_mean_min, 2)} .. {fmt(r.member_mean_max, 2)}"]
+        for r in coef.itertuples()]))
+    print("(Monte Carlo SD: how far members' means would differ from sampling noise alone.)")
     print(f"\nPredicted-probability cells: pooled P({run.record['outcome']}) with between- and within-spread")
     print(text_table(["cell", "pooled mean", "94% HDI", "between SD", "within SD"], [
         [r.id, fmt(r.pooled_mean, 3), f"[{fmt(r.hdi_low, 2)}, {fmt(r.hdi_high, 2)}]", fmt(r.between_sd, 3),
@@ -300,7 +302,7 @@ def _fit_ensemble(args) -> int:
 def cmd_compare(args) -> int:
     from .api import fitted_runs
     from .pipeline import write_comparison
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
 
     out = Path(args.out)
     frame, payload = write_comparison(fitted_runs(args.runs, outcome=True), out)
@@ -331,8 +333,10 @@ def cmd_run(args) -> int:
         print(f"[{stage.name}] {state}: {stage.summary}", flush=True)
 
     if not args.json:
-        print(f"Re-analysis: {analysis.description or analysis.source}{' (--quick preset)' if args.quick else ''}")
-    result = run_analysis(analysis, quick=args.quick, search=True if args.search else None, out=args.out,
+        what = (f"study {args.study} with the models of {analysis.source}" if args.study
+                else analysis.description or analysis.source)
+        print(f"Re-analysis: {what}{' (--quick preset)' if args.quick else ' (--full ensemble)' if args.full else ''}")
+    result = run_analysis(analysis, quick=args.quick, full=args.full, search=True if args.search else None, out=args.out,
                           progress=not args.json, on_stage=on_stage, study=args.study)
     if args.json:
         _emit_json(result)
@@ -366,7 +370,7 @@ def cmd_sbc(args) -> int:
 
     from . import plots
     from .calibration import SBC_BINS, SBC_RANK_DRAWS, SBCSettings, run_sbc
-    from .reporting import fmt, text_table
+    from .render import fmt, text_table
     from .spec import load_spec
     from .store import package_versions, write_bytes, write_csv, write_json
 
@@ -528,8 +532,10 @@ def _model_commands(sub) -> None:
                    help="an analysis specification (default: models/analysis.toml)")
     _study_argument(p)
     p.add_argument("--quick", action="store_true", help="the quick preset: shipped reconstruction, short sampling")
+    p.add_argument("--full", action="store_true", help="the ensemble stages at their full_members: every model of "
+                   "[[ensemble]] on its stated share of the reconstructions (make analysis FULL=1; about an hour)")
     p.add_argument("--search", action="store_true",
-                   help="rerun the reconstruction search (about 8 minutes on 2 cores for the Sonora study) instead of checking the shipped one")
+                   help="rerun the reconstruction search (about 20 seconds on 2 cores for the Sonora study) instead of checking the shipped one")
     p.add_argument("--out", default=None, help="output folder (default: the analysis file's 'out'; for another "
                    "study, that with _<study id> appended)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

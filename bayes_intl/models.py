@@ -96,9 +96,17 @@ def design_columns(spec: Spec, frame: pd.DataFrame, design: Design, *, exclude: 
 
 
 def _stack(columns: list):
-    if all(isinstance(c, np.ndarray) for c in columns):
-        return np.column_stack(columns)
-    return pt.stack([pt.as_tensor_variable(c) for c in columns], axis=1)
+    """The design matrix (firm x term). Its observed columns are one data container (``design``), not constants,
+    so a compiled model can take another data set of the same shape (the reconstruction ensemble); a latent
+    column is stacked in as the tensor it is."""
+    observed = [c for c in columns if isinstance(c, np.ndarray)]
+    if not observed:
+        return pt.stack(columns, axis=1)
+    design = pm.Data("design", np.column_stack(observed).astype(float))
+    if len(observed) == len(columns):
+        return design
+    j = iter(range(len(observed)))
+    return pt.stack([design[:, next(j)] if isinstance(c, np.ndarray) else c for c in columns], axis=1)
 
 
 def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical: bool, latent=None) -> None:
@@ -114,7 +122,7 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         eta = intercept + pt.dot(x, slope)
     else:
         groups = np.sort(firms[spec.group].unique())
-        g = np.searchsorted(groups, firms[spec.group].to_numpy())
+        g = pm.Data("group_index", np.searchsorted(groups, firms[spec.group].to_numpy()), dims="firm")
         model.add_coord("group", [f"{spec.group}={v}" for v in groups])
         varying = [n for n in names if n in spec.varying]
         model.add_coord("varying", varying)
@@ -132,7 +140,7 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         if spec.municipality and "municipality" in firms.columns:
             munis = sorted(firms["municipality"].unique())
             model.add_coord("municipality", munis)
-            m = np.searchsorted(munis, firms["municipality"].to_numpy())
+            m = pm.Data("municipality_index", np.searchsorted(munis, firms["municipality"].to_numpy()), dims="firm")
             prior = spec.priors.get("municipality_sd", DEFAULT_MUNICIPALITY_SD)
             muni_sd = draw_prior("municipality_sd", prior)
             z_muni = pm.Normal("z_municipality", 0, 1, dims="municipality")

@@ -22,7 +22,8 @@ from .spec import did_you_mean, read_toml
 
 log = logging.getLogger(__name__)
 ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick", "ensemble"}
-ENSEMBLE_KEYS = {"spec", "members", "quick_members"}
+ENSEMBLE_KEYS = {"spec", "members", "quick_members", "full_members"}
+ENSEMBLE_MODES = {"default": "members", "quick": "quick_members", "full": "full_members"}
 RECONSTRUCT_KEYS = {"search", "starts", "rounds", "solutions"}
 QUICK_KEYS = {"reconstruct"}
 # The search is opt-in: its result is shipped (bayes_intl/data/reconstruction.csv) and checked by a refit.
@@ -40,7 +41,12 @@ class Analysis:
     reconstruct: dict
     quick_reconstruct: dict
     description: str = ""
-    ensemble: dict | None = None  # {"spec": path, "members": N, "quick_members": N}: the ensemble stage
+    # the ensemble stages: {"spec": path, "members": N, "quick_members": N, "full_members": N} per model
+    ensemble: tuple[dict, ...] = ()
+
+    def ensemble_for(self, mode: str) -> list[tuple[str, int]]:
+        """(spec path, members) of each ensemble stage of a mode (default, quick or full); 0 members leaves one out."""
+        return [(e["spec"], e[ENSEMBLE_MODES[mode]]) for e in self.ensemble if e[ENSEMBLE_MODES[mode]] > 0]
 
 
 def load_analysis(path: str | Path) -> Analysis:
@@ -80,17 +86,7 @@ def load_analysis(path: str | Path) -> Analysis:
                 raise bad(f"{where}.{key}", "a positive whole number", repr(table[key]))
         if "search" in table and not isinstance(table["search"], bool):
             raise bad(f"{where}.search", "true or false", repr(table["search"]))
-    ensemble = keys(raw.get("ensemble", {}), ENSEMBLE_KEYS, "ensemble") or None
-    if ensemble is not None:
-        spec_path = path.parent / str(ensemble.get("spec", ""))
-        if not spec_path.is_file():
-            raise bad("ensemble.spec", "an existing model specification file", str(spec_path))
-        for key in ("members", "quick_members"):
-            value = ensemble.get(key, 50 if key == "members" else 8)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(f"ensemble.{key}", "a positive whole number", repr(value))
-            ensemble[key] = value
-        ensemble["spec"] = str(spec_path)
+    ensemble = _ensemble_entries(raw.get("ensemble", []), path, bad, keys)
     seed = raw.get("seed", 20150601)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise bad("seed", "a non-negative whole number", repr(seed))
@@ -98,6 +94,29 @@ def load_analysis(path: str | Path) -> Analysis:
                     SEARCH_DEFAULTS | reconstruct,
                     SEARCH_DEFAULTS | reconstruct | quick_reconstruct,
                     str(raw.get("description", "")), ensemble)
+
+
+def _ensemble_entries(raw, path: Path, bad, keys) -> tuple[dict, ...]:
+    """The [[ensemble]] entries (a single [ensemble] table is one entry), checked, spec paths resolved."""
+    entries = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise bad("ensemble", "[[ensemble]] tables of settings")
+    checked = []
+    for i, entry in enumerate(entries):
+        where = f"ensemble[{i}]" if isinstance(raw, list) else "ensemble"
+        entry = dict(keys(entry, ENSEMBLE_KEYS, where))
+        spec_path = path.parent / str(entry.get("spec", ""))
+        if not spec_path.is_file():
+            raise bad(f"{where}.spec", "an existing model specification file", str(spec_path))
+        entry.setdefault("members", 50)
+        entry.setdefault("quick_members", min(8, entry["members"]))
+        entry.setdefault("full_members", entry["members"])
+        for key in ("members", "quick_members", "full_members"):
+            value = entry[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise bad(f"{where}.{key}", "a whole number, 0 or more (0: not in that analysis)", repr(value))
+        checked.append(entry | {"spec": str(spec_path)})
+    return tuple(checked)
 
 
 def code_hash() -> str:
@@ -401,6 +420,24 @@ def _fit_stage(stages: _Stages, spec_path: str, data: str, analysis: Analysis, q
     return run
 
 
+def _ensembles_for(analysis: Analysis, mode: str, study) -> tuple[list[tuple[str, int]], list[str]]:
+    """The ensemble stages of a mode this study can feed (item-level models need the paper's survey design)."""
+    from .spec import load_spec
+
+    kept, skipped = [], []
+    for spec_path, members in analysis.ensemble_for(mode):
+        spec = load_spec(spec_path)
+        try:
+            if study is not None:
+                spec.for_study(study)
+                if spec.entry.item_level:
+                    raise SpecError(f"ensemble of {spec.model}: study '{study.id}' has no item-level survey design")
+            kept.append((spec_path, members))
+        except SpecError as exc:
+            skipped.append(str(exc))
+    return kept, skipped
+
+
 def _models_for(analysis: Analysis, study) -> tuple[list[str], list[str]]:
     """The analysis's specs this study can feed, and a line for each it cannot (see ``Spec.for_study``)."""
     from .spec import load_spec
@@ -416,15 +453,17 @@ def _models_for(analysis: Analysis, study) -> tuple[list[str], list[str]]:
     return kept, skipped
 
 
-def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None = None,
+def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False, search: bool | None = None,
                  out: str | Path | None = None, progress: bool = True, on_stage=None, study=None) -> dict:
     """Run every stage in order and write the report; returns what was done and where it lies.
 
     ``study``: the published logit to re-analyse (a Study, a shipped study's name or a study file;
     default: the Sonora paper). ``search`` overrides the analysis file's reconstruct.search (rerun the
-    reconstruction search, minutes, or take the shipped table). ``on_stage(StageResult)`` is called
-    as each stage ends.
+    reconstruction search, minutes, or take the shipped table). ``full``: the ensemble stages at their
+    ``full_members`` (``make analysis FULL=1``). ``on_stage(StageResult)`` is called as each stage ends.
     """
+    if quick and full:
+        raise SpecError("run: --quick and --full exclude each other (--full fits the ensemble at full settings)")
     import pandas as pd
 
     from .data import read_study_data, study_design
@@ -444,7 +483,10 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     preset = preset if search is None else preset | {"search": search}
     started = time.perf_counter()
     item_level = [m for m in models if load_spec(m).entry.item_level]
-    stages = _Stages(out, 5 + bool(item_level) + len(models) + bool(analysis.ensemble), progress, on_stage)
+    ensembles, skipped_ensembles = _ensembles_for(analysis, "quick" if quick else "full" if full else "default",
+                                                  fit_study)
+    skipped += skipped_ensembles
+    stages = _Stages(out, 5 + bool(item_level) + len(models) + len(ensembles), progress, on_stage)
     audit = stages.run("audit", _key("audit", code), lambda: _stage_audit(out / "audit", study),
                        lambda d: _read_json(d["json"]))
     recon = stages.run("reconstruct", _key("reconstruct", code, preset, analysis.seed),
@@ -467,16 +509,15 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, search: bool | None
     compare = stages.run("compare", _key("compare", code, run_keys),
                          lambda: _stage_compare(out / "compare", outcome_runs),
                          lambda d: pd.read_csv(d["csv"]) if d.get("csv") else None)
-    ensemble = None
-    if analysis.ensemble:
-        members = analysis.ensemble["quick_members" if quick else "members"]
-        ensemble = stages.run("ensemble", _key("ensemble", code, analysis.ensemble, file_hash(analysis.ensemble["spec"]), quick,
-                                                  analysis.seed),
-                              lambda: _stage_ensemble(out / "ensemble", analysis.ensemble["spec"], members, quick,
-                                                      analysis.seed, fit_study), lambda d: load(d["folder"]))
+    fitted = []
+    for spec_path, members in ensembles:
+        name = f"ensemble {Path(spec_path).stem}"
+        fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
+                                 lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick, analysis.seed,
+                                                         fit_study), lambda d: load(d["folder"])).value)
     command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command,
-                                  ensemble.value if ensemble else None)
+                                  fitted)
     report = stages.run("report", _key("report", code, run_keys, analysis.source, quick),
                         lambda: _stage_report(out / "report", inputs), lambda d: None)
     stages.bar.close()
@@ -492,9 +533,11 @@ def _stage_ensemble(folder: Path, spec: str, members: int, quick: bool, seed: in
     from .runs import fit_ensemble
 
     run = fit_ensemble(spec, seed=seed, members=members, quick=quick, out=folder, study=study)
-    between = run.coefficients["between_sd"] / run.coefficients["within_sd"]
-    return ([str(run.folder)], f"{run.spec.model} on {members} reconstructions: between-reconstruction SD "
-            f"{between.min():.2f}-{between.max():.2f} of the within-posterior SD", {"folder": str(run.folder)}, run)
+    n, between = run.record["members"], run.coefficients["between_sd"] / run.coefficients["within_sd"]
+    spread = (f"between-reconstruction SD {between.min():.2f}-{between.max():.2f} of the within-posterior SD" if n > 1
+              else "one member, so no between-reconstruction spread")
+    return ([str(run.folder)], f"{run.spec.model} on {n} reconstruction{'s' * (n > 1)}: {spread}",
+            {"folder": str(run.folder)}, run)
 
 
 def _stage_compare(folder: Path, runs: list):

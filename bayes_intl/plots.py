@@ -146,16 +146,21 @@ def sensitivity_plot(frame: pd.DataFrame, threshold: float) -> Figure:
 
 
 def ensemble_spread(coefficients: pd.DataFrame, cells: pd.DataFrame) -> Figure:
-    """Between-reconstruction SD against within-posterior SD, coefficients and cells; the diagonal is equal."""
+    """Between-reconstruction SD against within-posterior SD, coefficients (dots) and cells (crosses), one colour
+    per model (a ``model`` column; one model without it); the diagonal is equal."""
     fig = _figure(5.5, 4.5)
     ax = fig.add_subplot()
-    for colour, (label, frame) in zip(MODEL_COLOURS, (("coefficients", coefficients), ("cells", cells))):
-        ax.plot(frame["within_sd"], frame["between_sd"], "o", color=colour, ms=4, label=label)
+    models = list(dict.fromkeys(coefficients["model"])) if "model" in coefficients else [None]
+    for colour, model in zip(MODEL_COLOURS, models):
+        for marker, kind, frame in (("o", "coefficients", coefficients), ("x", "cells", cells)):
+            rows = frame if model is None else frame[frame["model"] == model]
+            ax.plot(rows["within_sd"], rows["between_sd"], marker, color=colour, ms=4, ls="",
+                    label=f"{model}: {kind}" if model else kind)
     top = float(max(coefficients["within_sd"].max(), cells["within_sd"].max()))
     ax.plot([0, top], [0, top], color="0.6", ls=":", lw=1)
     ax.set_xlabel("within-posterior SD")
     ax.set_ylabel("between-reconstruction SD")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=7, frameon=False)
     return fig
 
 

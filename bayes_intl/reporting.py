@@ -1,73 +1,20 @@
-"""Rendering: terminal and Markdown tables, and the re-analysis report (HTML and Markdown).
+"""The re-analysis report: what each section shows, and writing it (HTML, Markdown, CSV tables, PNG figures).
 
 The report is a list of section functions (``SECTIONS``), each taking the fitted runs and the
 analysis's stage results (``ReportInputs``) and returning one section of text, tables and figures.
-Figures come from ``plots.py``; every number was computed before (the runs' tables, the stages'
-results): nothing here fits, samples or recomputes.
+Figures come from ``plots.py`` and the page from ``render.py``; every number was computed before (the runs'
+tables, the stages' results): nothing here fits, samples or recomputes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-
-def fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: int = 70) -> str:
-    """A fixed-width table for the terminal; long cells are cut with an ellipsis."""
-    rows = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join([line, rule, *body])
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    escape = lambda s: s.replace("|", "\\|")  # noqa: E731
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
-
-
-# --- the re-analysis report: sections of text, tables and figures, rendered to HTML and Markdown ---
-
-@dataclass
-class Block:
-    kind: str  # "text" | "table" | "figure"
-    text: str = ""
-    frame: pd.DataFrame | None = None
-    name: str = ""  # table: CSV file stem; figure: PNG file stem
-    figure: object = None  # a matplotlib Figure (drawn by plots.py)
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-
-    def text(self, text: str) -> None:
-        self.blocks.append(Block("text", text))
-
-    def table(self, frame: pd.DataFrame, name: str, caption: str = "") -> None:
-        self.blocks.append(Block("table", caption, frame, name))
-
-    def figure(self, figure, name: str, caption: str) -> None:
-        self.blocks.append(Block("figure", caption, name=name, figure=figure))
+from .render import Section, fmt, render_html, render_markdown
 
 
 @dataclass
@@ -94,22 +41,9 @@ SECTION_TITLES = (
 # A report of a user's own survey has no paper beside it: its sections are renumbered and retitled.
 SURVEY_TITLES = {"Coefficients: paper, MLE and each model": "Coefficients: MLE and each model",
                  "Table 5 three ways: paper, MLE and posterior": "Predicted probabilities (Table 5): MLE and posterior"}
-LONG_TABLE = 40
 RECONSTRUCTED_NOTE = ("All data behind this report are RECONSTRUCTED from the paper's published tables or SYNTHETIC "
                       "(simulated item responses); the case-level data are not in the paper. Nothing here is the "
                       "real data.")
-
-
-def _cell(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "" if np.isnan(value) else f"{value:.3f}"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _rows(frame: pd.DataFrame) -> list[list[str]]:
-    return [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
 
 
 def provenance_note(records) -> str:
@@ -118,62 +52,6 @@ def provenance_note(records) -> str:
     if any("RECONSTRUCTED" in label or "SYNTHETIC" in label for label in labels):
         return RECONSTRUCTED_NOTE
     return "Data: " + "; ".join(labels)
-
-
-def render_markdown(title: str, sections: list[Section], note: str, figure_dir: str = "figures") -> str:
-    parts = [f"# {title}", "", f"> {note}", ""]
-    for section in sections:
-        parts += [f"## {section.title}", ""]
-        for b in section.blocks:
-            if b.kind == "text":
-                parts += [b.text, ""]
-            elif b.kind == "table":
-                if b.text:
-                    parts += [f"*{b.text}* (`{b.name}.csv`)", ""]
-                parts += [markdown_table(list(map(str, b.frame.columns)), _rows(b.frame)), ""]
-            else:
-                parts += [f"![{b.text}]({figure_dir}/{b.name}.png)", "", f"*{b.text}*", ""]
-    return "\n".join(parts)
-
-
-def render_html(title: str, sections: list[Section], images: dict[str, bytes], note: str) -> str:
-    """One self-contained page: styles inline, figures embedded as data URIs, no scripts, no links out."""
-    import base64
-    from html import escape
-
-    css = ("body{font-family:Georgia,serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-           "h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;margin-top:2em}table{border-collapse:collapse;"
-           "font:13px/1.3 monospace;margin:.6em 0;display:block;overflow-x:auto}"
-           "th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f3f3f3}"
-           ".note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em}"
-           "figure{margin:1em 0}figcaption{font-style:italic;color:#444}img{max-width:100%}"
-           ".caption{font-style:italic;color:#444}")
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>{escape(title)}</title><style>{css}</style></head><body>",
-           f"<h1>{escape(title)}</h1>", f"<p class=\"note\">{escape(note)}</p>", "<nav><ol>"]
-    out += [f"<li><a href=\"#s{i + 1}\">{escape(s.title)}</a></li>" for i, s in enumerate(sections)]
-    out.append("</ol></nav>")
-    for i, section in enumerate(sections):
-        out.append(f"<section id=\"s{i + 1}\"><h2>{escape(section.title)}</h2>")
-        for b in section.blocks:
-            if b.kind == "text":
-                out.append(f"<p>{escape(b.text)}</p>")
-            elif b.kind == "table":
-                if b.text:
-                    out.append(f"<p class=\"caption\">{escape(b.text)} ({escape(b.name)}.csv)</p>")
-                head = "".join(f"<th>{escape(str(c))}</th>" for c in b.frame.columns)
-                body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in _rows(b.frame))
-                table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                if len(b.frame) > LONG_TABLE:  # long tables fold away; the CSV holds them too
-                    table = f"<details><summary>Show all {len(b.frame)} rows</summary>{table}</details>"
-                out.append(table)
-            else:
-                data = base64.b64encode(images[b.name]).decode()
-                out.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(b.text)}\">"
-                           f"<figcaption>{escape(b.text)}</figcaption></figure>")
-        out.append("</section>")
-    out.append("</body></html>")
-    return "\n".join(out)
 
 
 @dataclass
@@ -186,18 +64,18 @@ class ReportInputs:
     baseline: dict | None  # baseline.json's payload (the paper's runs only)
     loo: pd.DataFrame | None  # the compare stage's PSIS-LOO table
     command: str
-    ensemble: object | None = None  # the ensemble stage's EnsembleRun (runs.py), when the analysis has one
+    ensembles: list = field(default_factory=list)  # the ensemble stages' EnsembleRuns (runs.py), one per model
 
     @classmethod
     def collect(cls, runs, audit: dict | None, reconstruction: dict | None, baseline: dict | None, loo,
-                command: str, ensemble=None) -> "ReportInputs":
+                command: str, ensembles=()) -> "ReportInputs":
         named, taken = {}, set()
         for run in runs:
             model = run.spec.model
             name = model if model not in taken else run.name  # a second run of a model goes by its run id
             taken.add(name)
             named[name] = run
-        return cls(named, audit, reconstruction, baseline, loo, command, ensemble)
+        return cls(named, audit, reconstruction, baseline, loo, command, list(ensembles))
 
     @property
     def outcome(self) -> dict:
@@ -238,14 +116,14 @@ def summary_section(inputs: ReportInputs) -> Section:
     study = load_study(inputs.audit["study"]["source"]) if inputs.paper else None
     if study is None or not study.claims or not inputs.outcome:
         return s
-    long = claims_table(study, score_runs(study, inputs.outcome), inputs.ensemble)
+    long = claims_table(study, score_runs(study, inputs.outcome), inputs.ensembles)
     wide = long.pivot(index="claim", columns="model", values="probability")[list(dict.fromkeys(long["model"]))]
     wide = long.drop_duplicates("claim").set_index("claim")[["statement", "verdict"]].join(wide).reset_index()
     audit, recon = inputs.audit["summary"], inputs.reconstruction or {}
     s.text(f"Each claim is a conclusion the paper draws, checked as a statement about the model; each number is its "
            f"posterior probability under that model, on the shipped reconstruction. A claim holds where the "
            f"probability is at least {SUPPORT} in every model, across the reconstruction ensemble "
-           f"({inputs.ensemble.spec.model if inputs.ensemble else 'not fitted in this analysis'}; section 3) and with "
+           f"({', '.join(e.spec.model for e in inputs.ensembles) or 'not fitted in this analysis'}; section 3) and with "
            f"the prior's strength halved and doubled (power-scaling); claims.csv gives both ranges.")
     s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
            f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
@@ -309,13 +187,18 @@ def reconstruction_section(inputs: ReportInputs) -> Section:
     s.table(cells, "reconstruction_cells", f"Reconstructed cell counts ({codes})")
     s.table(refit[["id", "published", "refit", "difference", "same_when_printed"]], "reconstruction_refit",
             f"Refit of the reconstruction beside {tables}")
-    if (ens := inputs.ensemble) is not None:
+    if inputs.ensembles:
         from . import plots
 
-        s.text(f"{ens.spec.model} refitted on {ens.record['members']} reconstructions and pooled: between- and within-SD.")
-        s.figure(plots.ensemble_spread(ens.coefficients, ens.table5), "ensemble", "Between- against within-SD")
-        s.table(ens.coefficients, "ensemble_coefficients", "Coefficients pooled over the ensemble")
-        s.table(ens.table5, "ensemble_table5", "Predicted-probability cells pooled over the ensemble")
+        fitted = "; ".join(f"{e.spec.model} on {e.record['members']}" for e in inputs.ensembles)
+        s.text(f"Models refitted on the best reconstructions of the ensemble and pooled ({fitted}): between-"
+               "reconstruction SD (of the members' posterior means) against the within-posterior SD.")
+        coefficients, cells = (pd.concat([getattr(e, t) for e in inputs.ensembles], names=["model", None],
+                                         keys=[e.spec.model for e in inputs.ensembles]).reset_index(0)
+                               for t in ("coefficients", "table5"))
+        s.figure(plots.ensemble_spread(coefficients, cells), "ensemble", "Between- against within-SD, by model")
+        s.table(coefficients, "ensemble_coefficients", "Coefficients pooled over the ensemble")
+        s.table(cells, "ensemble_table5", "Predicted-probability cells pooled over the ensemble")
     return s
 
 

@@ -250,7 +250,17 @@ def ensemble_tables(study=None) -> list[tuple[float, object]]:
     return members
 
 
+def _mcse(draws: np.ndarray, chains: int) -> float:
+    """Monte Carlo standard error of a posterior mean (draws flattened chain by chain)."""
+    import arviz as az
+
+    return float(np.asarray(az.mcse(draws.reshape(chains, -1))).squeeze())
+
+
 def _spread(draws: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per term or cell: pooled mean and HDI, the between-reconstruction SD of the members' posterior means, the
+    within-posterior SD, and ``mc_sd``, the Monte Carlo noise in a member's mean (root-mean-square MCSE), which
+    alone would make the means differ by about that much: a between-SD near it is sampling noise, not the design."""
     from .summaries import hdi
 
     rows = []
@@ -259,8 +269,9 @@ def _spread(draws: pd.DataFrame, key: str) -> pd.DataFrame:
         interval = hdi(group["value"].to_numpy()[:, None])[0]
         rows.append({key: name, "members": by_member.ngroups, "pooled_mean": group["value"].mean(),
                      "hdi_low": interval[0], "hdi_high": interval[1], "between_sd": by_member.mean().std(ddof=1),
-                     "within_sd": by_member.std(ddof=1).mean(), "member_mean_min": by_member.mean().min(),
-                     "member_mean_max": by_member.mean().max()})
+                     "within_sd": by_member.std(ddof=1).mean(),
+                     "mc_sd": float(np.sqrt((group.groupby("member")["mcse"].first() ** 2).mean())),
+                     "member_mean_min": by_member.mean().min(), "member_mean_max": by_member.mean().max()})
     return pd.DataFrame(rows)
 
 
@@ -279,7 +290,7 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
     from tqdm.auto import tqdm
 
     from .data import synthetic_survey
-    from .inference import sample
+    from .inference import SeriesSampler
     from .models import build_model
     from .store import package_versions, save_ensemble
     from .summaries import coefficient_draws, grid_probabilities, prediction_grid, table5_grid
@@ -299,6 +310,7 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
     claimed = study if study is not None else load_study()
     members_used = ensemble_tables(study)[: members or None]
     grid = None if study is not None else table5_grid()
+    draw = SeriesSampler(chosen)
     for i, (k, table) in enumerate(tqdm(members_used, desc="ensemble", unit="fit", disable=not progress)):
         if study is not None:
             data = study_model_data(study, table)
@@ -308,14 +320,15 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
             data = ModelData(survey.firms, survey, survey.source, survey.provenance)
         else:
             data = ModelData(table.to_firms().firms, None, table.source, table.provenance)
-        idata = sample(build_model(spec, data), chosen, seed=seed + i, progress=False)
+        idata = draw(build_model(spec, data), seed=seed + i)
         coefficients = coefficient_draws(spec, idata.posterior, data.design)
+        chains = idata.posterior.sizes["chain"]
         for term, draws in coefficients.items():
-            coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "draw": np.arange(len(draws)),
-                                           "value": draws}))
+            coef_rows.append(pd.DataFrame({"member": i + 1, "k": k, "term": term, "value": draws,
+                                           "mcse": _mcse(draws, chains)}))
         probs = grid_probabilities(spec, idata.posterior, data.firms, grid, data.design)
-        cell_rows.append(pd.DataFrame({"member": i + 1, "k": k, "value": probs.ravel(),
-                                       "id": np.repeat(grid["id"].to_numpy()[None], len(probs), 0).ravel()}))
+        cell_rows += [pd.DataFrame({"member": i + 1, "k": k, "id": cell, "value": probs[:, j],
+                                    "mcse": _mcse(probs[:, j], chains)}) for j, cell in enumerate(grid["id"])]
         events = claim_events(claimed, coefficients, probs, grid)
         claim_rows += [{"member": i + 1, "k": k, "claim": c, "probability": float(e.mean())} for c, e in events.items()]
     n = len(members_used)
@@ -324,7 +337,7 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
               "study": study.id if study is not None else "sonora",
               "outcome": study.outcome if study is not None else "internationalized",
               "spec_sha256": spec.hash(), "spec_document": spec.raw, "members": n, "seed": seed,
-              "sampler": chosen.__dict__, "versions": package_versions(),
+              "sampler": chosen.__dict__, "compilations": draw.compiled, "versions": package_versions(),
               "data_provenance": ENSEMBLE_NOTE if study is None else
               f"RECONSTRUCTED data: the shipped ensemble of reconstructions of study '{study.id}' (not its real rows)"}
     run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record,

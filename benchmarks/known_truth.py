@@ -20,7 +20,7 @@ from bayes_intl.audit import run_audit
 from bayes_intl.baselines import fit_logit, printed_study
 from bayes_intl.data import read_outcome_data, study_model_data
 from bayes_intl.reconstruct import exact_k, problem_of, reconstruct
-from bayes_intl.reporting import markdown_table
+from bayes_intl.render import markdown_table
 from bayes_intl.runs import fit
 from bayes_intl.spec import read_toml
 from bayes_intl.study import parse_study

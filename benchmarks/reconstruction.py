@@ -20,7 +20,7 @@ import pandas as pd
 from bayes_intl.baselines import fit_logit, fit_summary
 from bayes_intl.data import data_hash, read_study_data
 from bayes_intl.reconstruct import ensemble_frame, reconstruct
-from bayes_intl.reporting import markdown_table
+from bayes_intl.render import markdown_table
 from bayes_intl.store import package_versions, write_csv, write_json, write_text
 from bayes_intl.study import load_study, shipped_studies
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_intl.calibration import coverage, recovery
-from bayes_intl.reporting import markdown_table
+from bayes_intl.render import markdown_table
 from bayes_intl.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from test_references import (LAVAAN_CORRELATIONS, LAVAAN_STD_LOADINGS, LTM_DIFFI
                              LTM_DISCRIMINATION)
 
 import bayes_intl  # noqa: E402
-from bayes_intl.reporting import markdown_table  # noqa: E402
+from bayes_intl.render import markdown_table  # noqa: E402
 
 
 def gate_line(run, seconds: float) -> str:

@@ -105,7 +105,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.target_accept, args.draws)))
         return
-    from bayes_intl.reporting import markdown_table
+    from bayes_intl.render import markdown_table
     from bayes_intl.spec import load_spec
 
     spec = load_spec(ROOT / "models" / "latent_factor.toml")

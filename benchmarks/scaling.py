@@ -20,7 +20,7 @@ import numpy as np
 import bayes_intl
 from bayes_intl.data import FirmTable, ModelData, load_default
 from bayes_intl.models import build_model
-from bayes_intl.reporting import markdown_table
+from bayes_intl.render import markdown_table
 from bayes_intl.simulate import simulate_survey, survey_codebook
 from bayes_intl.spec import load_spec
 from bayes_intl.survey import validate_survey

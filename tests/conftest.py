@@ -47,7 +47,8 @@ def quick_analysis(tmp_path_factory):
         (root / f"{name}.toml").write_text(re.sub(r"\[quick\].*\Z", TINY_SAMPLER, text, flags=re.S))
     (root / "analysis.toml").write_text(
         'seed = 7\nmodels = ["paper_logit.toml", "latent_factor.toml"]\n[quick.reconstruct]\nsearch = false\n'
-        '[ensemble]\nspec = "paper_logit.toml"\nquick_members = 3\n')
+        '[[ensemble]]\nspec = "paper_logit.toml"\nquick_members = 3\n'
+        '[[ensemble]]\nspec = "latent_factor.toml"\nmembers = 0\nquick_members = 1\n')
     analysis = load_analysis(root / "analysis.toml")
     result = run_analysis(analysis, quick=True, out=root / "out", progress=False)
     return analysis, result, root

@@ -44,10 +44,19 @@ def test_verdicts_across_models_and_prior_scaling():
         spec = type("Spec", (), {"model": "a"})
         claims = pd.DataFrame({"member": [1, 2], "claim": [ids[1], ids[1]], "probability": [0.97, 0.93]})
 
-    table = claims_table(study, scores, Ensemble()).set_index(["claim", "model"])
+    table = claims_table(study, scores, [Ensemble()]).set_index(["claim", "model"])
     assert table.loc[(ids[1], "a"), "verdict"] == VERDICTS["reconstruction"]
     assert table.loc[(ids[1], "a"), ["ensemble_low", "ensemble_high"]].tolist() == [0.93, 0.97]
     assert np.isnan(table.loc[(ids[1], "b"), "ensemble_low"])
+
+    class Other(Ensemble):  # a second model's ensemble: the claim fails on a member of b's, not of a's
+        spec = type("Spec", (), {"model": "b"})
+        claims = pd.DataFrame({"member": [1, 2], "claim": [ids[4], ids[4]], "probability": [0.99, 0.90]})
+
+    both = claims_table(study, scores, [Ensemble(), Other()]).set_index(["claim", "model"])
+    assert both.loc[(ids[4], "a"), "verdict"] == VERDICTS["reconstruction"]
+    assert both.loc[(ids[4], "b"), ["ensemble_low", "ensemble_high"]].tolist() == [0.90, 0.99]
+    assert both.loc[(ids[1], "a"), "verdict"] == VERDICTS["reconstruction"]
 
 
 def test_prior_scaling_moves_a_claim_the_way_the_prior_pulls():

@@ -22,7 +22,7 @@ def test_run_writes_every_stage_and_a_report(quick_analysis):
     _, result, _ = quick_analysis
     names = [s["name"] for s in result["stages"]]
     assert names == ["audit", "reconstruct", "survey", "baseline", "fit paper_logit", "fit latent_factor",
-                     "compare", "ensemble", "report"]
+                     "compare", "ensemble paper_logit", "ensemble latent_factor", "report"]
     assert not any(s["reused"] for s in result["stages"])
     for stage in result["stages"]:
         assert stage["outputs"] and all(Path(p).exists() for p in stage["outputs"]), stage["name"]
@@ -185,19 +185,22 @@ def test_prior_sensitivity_is_in_every_outcome_run_and_in_the_report(quick_analy
         assert "log_prior" in az.from_netcdf(str(Path(run) / "posterior.nc")).groups()
 
 
-def test_the_ensemble_stage_splits_the_spread_and_bounds_each_claim(quick_analysis):
+def test_the_ensemble_stages_split_the_spread_and_bound_each_claim(quick_analysis):
+    """paper_logit on 3 reconstructions and latent_factor on 1 (the analysis's stated subset), pooled per model."""
     analysis, result, _ = quick_analysis
-    stage = next(s for s in result["stages"] if s["name"] == "ensemble")
-    assert stage["summary"].startswith("paper_logit on 3 reconstructions")
+    stages = {s["name"]: s for s in result["stages"]}
+    assert stages["ensemble paper_logit"]["summary"].startswith("paper_logit on 3 reconstructions")
+    assert stages["ensemble latent_factor"]["summary"].startswith("latent_factor on 1 reconstruction")
     tables = Path(result["report"]).parent / "tables"
     coefficients = pd.read_csv(tables / "ensemble_coefficients.csv", comment="#")
-    assert set(coefficients["term"]) == {"Capinno", "Activity", "Size", "Constant"}
-    assert (coefficients["members"] == 3).all() and (coefficients["between_sd"] < coefficients["within_sd"]).all()
-    assert len(pd.read_csv(tables / "ensemble_table5.csv", comment="#")) == 18
+    assert list(coefficients.columns[:2]) == ["model", "term"]
+    assert coefficients.groupby("model")["members"].max().to_dict() == {"latent_factor": 1, "paper_logit": 3}
+    paper = coefficients[coefficients["model"] == "paper_logit"]
+    assert set(paper["term"]) == {"Capinno", "Activity", "Size", "Constant"}
+    assert (paper["between_sd"] < paper["within_sd"]).all()
+    assert len(pd.read_csv(tables / "ensemble_table5.csv", comment="#")) == 18 * 2
     claims = pd.read_csv(tables / "claims.csv", comment="#")
-    bounded = claims[claims["model"] == "paper_logit"]
-    assert (bounded["ensemble_low"] <= bounded["ensemble_high"]).all() and bounded["ensemble_low"].notna().all()
-    assert claims.loc[claims["model"] != "paper_logit", "ensemble_low"].isna().all()
+    assert (claims["ensemble_low"] <= claims["ensemble_high"]).all() and claims["ensemble_low"].notna().all()
 
 
 def test_a_bad_ensemble_setting_is_refused_in_one_line(tmp_path):
@@ -206,6 +209,6 @@ def test_a_bad_ensemble_setting_is_refused_in_one_line(tmp_path):
     models = Path(__file__).resolve().parents[1] / "models"
     path = tmp_path / "analysis.toml"
     path.write_text(f'models = ["{models / "paper_logit.toml"}"]\n[ensemble]\nspec = "{models / "paper_logit.toml"}"\n'
-                    "members = 0\n")
-    with pytest.raises(SpecError, match=r"key 'ensemble.members': expected a positive whole number, found 0"):
+                    "members = -1\n")
+    with pytest.raises(SpecError, match=r"key 'ensemble.members': expected a whole number, 0 or more .*, found -1"):
         load_analysis(path)
