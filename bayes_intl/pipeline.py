@@ -514,7 +514,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
         name = f"ensemble {Path(spec_path).stem}"
         fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
                                  lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick, analysis.seed,
-                                                         fit_study), lambda d: load(d["folder"])).value)
+                                                         fit_study, progress), lambda d: load(d["folder"])).value)
     command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command,
                                   fitted)
@@ -529,10 +529,10 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
                         "outputs": s.outputs} for s in stages.done]}
 
 
-def _stage_ensemble(folder: Path, spec: str, members: int, quick: bool, seed: int, study):
+def _stage_ensemble(folder: Path, spec: str, members: int, quick: bool, seed: int, study, progress: bool):
     from .runs import fit_ensemble
 
-    run = fit_ensemble(spec, seed=seed, members=members, quick=quick, out=folder, study=study)
+    run = fit_ensemble(spec, seed=seed, members=members, quick=quick, out=folder, study=study, progress=progress)
     n, between = run.record["members"], run.coefficients["between_sd"] / run.coefficients["within_sd"]
     spread = (f"between-reconstruction SD {between.min():.2f}-{between.max():.2f} of the within-posterior SD" if n > 1
               else "one member, so no between-reconstruction spread")

@@ -311,7 +311,8 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
     members_used = ensemble_tables(study)[: members or None]
     grid = None if study is not None else table5_grid()
     draw = SeriesSampler(chosen)
-    for i, (k, table) in enumerate(tqdm(members_used, desc="ensemble", unit="fit", disable=not progress)):
+    bar = tqdm(members_used, desc=f"ensemble {spec.model}", unit="fit", disable=not progress, leave=False)
+    for i, (k, table) in enumerate(bar):
         if study is not None:
             data = study_model_data(study, table)
             grid = prediction_grid(spec, data.design, data.firms) if grid is None else grid

@@ -212,3 +212,16 @@ def test_a_bad_ensemble_setting_is_refused_in_one_line(tmp_path):
                     "members = -1\n")
     with pytest.raises(SpecError, match=r"key 'ensemble.members': expected a whole number, 0 or more .*, found -1"):
         load_analysis(path)
+
+
+def test_the_shipped_analysis_states_each_models_share_of_the_ensemble(tmp_path):
+    """Default: paper_logit on 50 designs; --quick: on 8; --full: the cheap models on all 250, latent_factor on
+    the best 25. --quick and --full together are refused before anything runs."""
+    analysis = load_analysis(Path(__file__).resolve().parents[1] / "models" / "analysis.toml")
+    share = {mode: {Path(p).stem: n for p, n in analysis.ensemble_for(mode)} for mode in ("default", "quick", "full")}
+    assert share["default"] == {"paper_logit": 50} and share["quick"] == {"paper_logit": 8}
+    assert share["full"] == {"paper_logit": 250, "hierarchical_logit": 250, "coarsened_latent": 250,
+                             "latent_factor": 25}
+    with pytest.raises(SpecError, match="--quick and --full exclude each other"):
+        run_analysis(analysis, quick=True, full=True, out=tmp_path)
+    assert not any(tmp_path.iterdir())
