@@ -180,24 +180,26 @@ def claims_table(study, scores: Mapping[str, Mapping[str, Mapping[str, float]]],
                                        "verdict"])
 
 
-def score_runs(study, runs: Mapping) -> dict[str, dict[str, dict[str, float]]]:
-    """Each outcome run's claim probabilities, and their range with the prior halved and doubled in
-    strength (model name -> claim id -> probability, prior_low, prior_high)."""
-    from .summaries import coefficient_draws, grid_probabilities, prediction_grid, stacked
+def score_run(study, spec, idata, design, probs: np.ndarray, grid: pd.DataFrame) -> pd.DataFrame:
+    """A fitted run's claim probabilities (``probs``: its predicted-probability draws at ``grid``), with their range
+    when the prior is made half and twice as strong (NaN where the reweighting is unreliable or no log-prior is
+    stored): one row per claim, kept with the run's tables and read back by the report."""
+    from .summaries import coefficient_draws, stacked
 
-    scores = {}
-    for name, run in runs.items():
-        design, firms, posterior = run.data.design, run.data.firms, run.idata.posterior
-        grid = prediction_grid(run.spec, design, firms)
-        probs = grid_probabilities(run.spec, posterior, firms, grid, design)
-        events = claim_events(study, coefficient_draws(run.spec, posterior, design), probs, grid)
-        scores[name] = {c: {"probability": float(e.mean())} for c, e in events.items()}
-        if "log_prior" in run.idata.groups():
-            lp = run.idata.log_prior
-            total = sum(lp[v].sum([d for d in lp[v].dims if d not in ("chain", "draw")]) for v in scaled_priors(lp))
-            for c, (low, high) in prior_scaled(events, stacked(total.to_dataset(name="lp"), "lp")).items():
-                scores[name][c] |= {"prior_low": low, "prior_high": high}
-    return scores
+    events = claim_events(study, coefficient_draws(spec, idata.posterior, design), probs, grid)
+    scaled = dict.fromkeys(events, (np.nan, np.nan))
+    if "log_prior" in idata.groups():
+        lp = idata.log_prior
+        total = sum(lp[v].sum([d for d in lp[v].dims if d not in ("chain", "draw")]) for v in scaled_priors(lp))
+        scaled = prior_scaled(events, stacked(total.to_dataset(name="lp"), "lp"))
+    return pd.DataFrame([{"claim": c, "probability": float(e.mean()), "prior_low": scaled[c][0],
+                          "prior_high": scaled[c][1]} for c, e in events.items()])
+
+
+def scores_of(runs: Mapping) -> dict[str, dict[str, dict[str, float]]]:
+    """The ``scores`` claims_table reads, from each run's ``claims`` table (model name -> claim id -> values)."""
+    return {name: {r["claim"]: {k: r[k] for k in ("probability", "prior_low", "prior_high") if not pd.isna(r[k])}
+                   for r in run.tables["claims"].to_dict(orient="records")} for name, run in runs.items()}
 
 
 PSENS_THRESHOLD = 0.05  # priorsense's: a sensitivity at or above it is a noticeable change

@@ -109,14 +109,17 @@ def _hdi_text(mean, low, high) -> str:
 def summary_section(inputs: ReportInputs) -> Section:
     """The paper's claims, each scored under every model, with the audit's and the reconstruction's one line."""
     from . import plots
-    from .claims import SUPPORT, claims_table, score_runs
+    from .claims import SUPPORT, claims_table, scores_of
     from .study import load_study
 
     s = Section(SECTION_TITLES[0])
     study = load_study(inputs.audit["study"]["source"]) if inputs.paper else None
     if study is None or not study.claims or not inputs.outcome:
         return s
-    long = claims_table(study, score_runs(study, inputs.outcome), inputs.ensembles)
+    scored = {n: r for n, r in inputs.outcome.items() if not r.tables.get("claims", pd.DataFrame()).empty}
+    if not scored:
+        return s
+    long = claims_table(study, scores_of(scored), inputs.ensembles)
     wide = long.pivot(index="claim", columns="model", values="probability")[list(dict.fromkeys(long["model"]))]
     wide = long.drop_duplicates("claim").set_index("claim")[["statement", "verdict"]].join(wide).reset_index()
     audit, recon = inputs.audit["summary"], inputs.reconstruction or {}

@@ -21,7 +21,8 @@ from .spec import Spec
 HDI_PROB = 0.94
 Z975 = 1.959963984540054
 PAPER_TERM = {"capinno": "Capinno", "activity": "Activity", "size": "Size"}
-RUN_TABLES = ("table5", "table5_prior", "coefficients", "capinno_contrast", "calibration", "prior_sensitivity")
+RUN_TABLES = ("table5", "table5_prior", "coefficients", "capinno_contrast", "calibration", "prior_sensitivity",
+              "claims")
 ITEM_TABLES = ("item_ppc", "loadings")
 
 
@@ -538,8 +539,11 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData, mle: Mle
         tables["coefficients"] = coefficient_table(spec, idata.posterior, mle, design, study)
         tables["capinno_contrast"] = capinno_contrast(probs, grid, spec.banded)
         tables["calibration"] = calibration_bins(idata)
-        from .claims import prior_sensitivity
+        from .claims import prior_sensitivity, score_run
 
+        claims = study is not None and study.claims  # each claim of the study scored once, here
+        tables["claims"] = (score_run(study, spec, idata, design, probs, grid) if claims else
+                            pd.DataFrame(columns=["claim", "probability", "prior_low", "prior_high"]))
         if (sensitivity := prior_sensitivity(idata, probs, grid["id"])) is not None:
             tables["prior_sensitivity"] = sensitivity
         if any(p.name == spec.banded for p in spec.predictors):
