@@ -103,7 +103,7 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes], n
            "h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;margin-top:2em}table{border-collapse:collapse;"
            "font:13px/1.3 monospace;margin:.6em 0;display:block;overflow-x:auto}"
            "th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f3f3f3}"
-           "td.t{text-align:left;max-width:24em;overflow-wrap:anywhere}nav ol{columns:2;font-size:.9em}"
+           "td.t,th.t{text-align:left;max-width:24em;overflow-wrap:anywhere}nav ol{columns:2;font-size:.9em}"
            ".note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em 1em}"
            "figure{margin:1em 0}figcaption{font-style:italic;color:#444}img{max-width:100%}"
            ".caption{font-style:italic;color:#444}")
@@ -120,8 +120,9 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes], n
             elif b.kind == "table":
                 if b.text:
                     out.append(f"<p class=\"caption\">{escape(b.text)} ({escape(b.name)}.csv)</p>")
-                head = "".join(f"<th>{escape(str(c))}</th>" for c in b.frame.columns)
                 text = ["" if pd.api.types.is_numeric_dtype(b.frame[c]) else "t" for c in b.frame.columns]
+                head = "".join(f"<th class=\"{k}\">{escape(str(c))}</th>" if k else f"<th>{escape(str(c))}</th>"
+                               for k, c in zip(text, b.frame.columns))
                 body = "".join("<tr>" + "".join(f"<td class=\"{k}\">{escape(c)}</td>" if k else f"<td>{escape(c)}</td>"
                                                 for k, c in zip(text, row)) + "</tr>" for row in _rows(b.frame))
                 table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -129,7 +129,7 @@ def summary_section(inputs: ReportInputs) -> Section:
            f"({', '.join(e.spec.model for e in inputs.ensembles) or 'not fitted in this analysis'}; section 3) and with "
            f"the prior's strength halved and doubled (power-scaling); claims.csv gives both ranges."
            + ("" if {e.spec.model for e in inputs.ensembles} >= set(scored) else " The other models were not refitted "
-              "across the ensemble here; `make analysis FULL=1` refits every model on it."))
+              "across the ensemble here; make analysis FULL=1 refits every model on it."))
     s.text(f"Audit: {audit['consistent']} of {audit['figures_checked']} published figures consistent; inconsistent: "
            f"{', '.join(audit['inconsistent']) or 'none'}. Reconstruction: k = {fmt(recon.get('k'), 2)} (every "
            f"printed B and SE within {fmt((recon.get('k') or 0) * 0.0005, 4)} of the refit).")
