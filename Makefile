@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | blas
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@echo "Compiling the four models on the embedded data once, two at a time (about three minutes on a fresh 2-core machine), so their first fits start in seconds"
+	@echo "Compiling the four models on the embedded data once, two at a time (about two minutes on a fresh 2-core machine), so their first fits start in seconds"
 	@# two processes, one per core: latent_factor (the longest) beside the other three
 	{ $(BIN)/bayes-intl compile models/latent_factor.toml || echo "note: precompiling latent_factor failed; its first fit will compile it"; } & \
 	$(BIN)/bayes-intl compile $(filter-out models/latent_factor.toml,$(SPECS)) || echo "note: precompiling failed; each model's first fit will compile it"; \
