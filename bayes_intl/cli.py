@@ -322,9 +322,10 @@ def cmd_compare(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import load_analysis, run_analysis
+    from .pipeline import check_modes, load_analysis, run_analysis
 
     analysis = load_analysis(args.analysis)
+    check_modes(args.quick, args.full)
 
     def on_stage(stage) -> None:
         if args.json:

@@ -30,15 +30,10 @@ def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = Tru
     nutpie's compile time is kept in ``idata.attrs["compile_seconds"]`` (the other backends compile
     inside their sampling call)."""
     if sampler.backend == "nutpie":
-        import nutpie
-
         built = compile_nutpie(model)
         log.info("compiled in %.1f s%s; drawing %d chains x %d draws", built.seconds,
                  " (reused from the compile cache)" if built.reused else "", sampler.chains, sampler.draws)
-        idata = nutpie.sample(built.compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
-                              target_accept=sampler.target_accept, progress_bar=progress,
-                              low_rank_modified_mass_matrix=sampler.mass_matrix == "low_rank")
-        check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
+        idata = _nutpie_draws(built.compiled, sampler, seed, progress)
         idata.attrs["compile_seconds"] = round(built.seconds, 2)
         idata.attrs["compile_cache_hit"] = int(built.reused)
     elif sampler.backend == "numpyro":
@@ -90,11 +85,17 @@ class SeriesSampler:
             self.compiled += 1
         else:
             compiled = self._compiled.with_data(**data)
-        idata = nutpie.sample(compiled, chains=s.chains, draws=s.draws, tune=s.tune, seed=seed,
-                              target_accept=s.target_accept, progress_bar=False,
-                              low_rank_modified_mass_matrix=s.mass_matrix == "low_rank")
-        check_interrupted()
-        return idata
+        return _nutpie_draws(compiled, s, seed, False)
+
+
+def _nutpie_draws(compiled, sampler: Sampler, seed: int, progress: bool) -> az.InferenceData:
+    import nutpie
+
+    idata = nutpie.sample(compiled, chains=sampler.chains, draws=sampler.draws, tune=sampler.tune, seed=seed,
+                          target_accept=sampler.target_accept, progress_bar=progress,
+                          low_rank_modified_mass_matrix=sampler.mass_matrix == "low_rank")
+    check_interrupted()  # nutpie returns early, with the draws so far, when interrupted
+    return idata
 
 
 def _signature(model: pm.Model, data: dict) -> str:

@@ -453,6 +453,12 @@ def _models_for(analysis: Analysis, study) -> tuple[list[str], list[str]]:
     return kept, skipped
 
 
+def check_modes(quick: bool, full: bool) -> None:
+    """--quick (short sampling, a small ensemble) and --full (the whole ensemble at full settings) exclude each other."""
+    if quick and full:
+        raise SpecError("--quick and --full exclude each other (--full fits the ensemble at full settings)")
+
+
 def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False, search: bool | None = None,
                  out: str | Path | None = None, progress: bool = True, on_stage=None, study=None) -> dict:
     """Run every stage in order and write the report; returns what was done and where it lies.
@@ -462,8 +468,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
     reconstruction search, minutes, or take the shipped table). ``full``: the ensemble stages at their
     ``full_members`` (``make analysis FULL=1``). ``on_stage(StageResult)`` is called as each stage ends.
     """
-    if quick and full:
-        raise SpecError("run: --quick and --full exclude each other (--full fits the ensemble at full settings)")
+    check_modes(quick, full)
     import pandas as pd
 
     from .data import read_study_data, study_design
