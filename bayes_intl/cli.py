@@ -567,6 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bayes-intl {args.command}: interrupted; files already written are intact and nothing half-written "
               "was kept or marked complete", file=sys.stderr)
         return 130
+    except Exception as exc:  # a fault of this program, not of the input: one line, the traceback under -v
+        if args.verbose:
+            raise
+        message = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"bayes-intl {args.command}: internal error ({type(exc).__name__}: {message}); files already written "
+              "are intact; rerun with -v for the details and please report it", file=sys.stderr)
+        return 70
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

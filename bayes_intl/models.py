@@ -149,23 +149,27 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
     pm.Bernoulli(outcome, logit_p=eta, dims="firm", observed=_observed(outcome, firms[outcome].to_numpy(), ("firm",)))
 
 
-def ordered_logit_logp(value, eta, cutpoints):
+def ordered_logit_logp(value, eta, cutpoints, item=None):
     """Ordered-logit log-probability of each observed category, without the full probability table.
 
     P(y = k) = sigmoid(eta - c_k) - sigmoid(eta - c_k+1), with c_0 = -inf and c_K+1 = +inf, is computed
     stably as log(1 - exp(c_k - c_k+1)) - softplus(c_k - eta) - softplus(eta - c_k+1), dropping the terms
     of an infinite edge. Same values as ``pm.OrderedLogistic`` at about half its gradient cost: the
-    first term is taken per item and category, not per firm, and nothing is built for unobserved
-    categories. ``value`` is firm x item, ``eta`` firm x item, ``cutpoints`` item x K.
+    first term is taken per item and category, not per response, and nothing is built for unobserved
+    categories. ``cutpoints`` is item x K; ``value`` and ``eta`` are firm x item, or any shape with
+    ``item`` (same shape) saying which item's cutpoints each response uses (the missing-response path).
     """
+    if cutpoints.ndim > 2:  # a signature's batch dimensions, all of length 1 (a reshape fails loudly otherwise)
+        cutpoints = cutpoints.reshape(cutpoints.shape[-2:])
     n_item, n_cut = cutpoints.shape[0], cutpoints.shape[1]
+    if item is None:
+        item = pt.arange(n_item)[None, :]
     # Finite stand-ins for the infinite edges keep every gradient finite (JAX differentiates both
     # sides of a where); the masks drop their terms.
     edges = pt.concatenate([cutpoints[:, :1] - 1, cutpoints, cutpoints[:, -1:] + 1], axis=1).ravel()
     zero = pt.zeros((n_item, 1))
     gap = pt.concatenate([zero, pt.log1mexp(cutpoints[:, :-1] - cutpoints[:, 1:]), zero], axis=1).ravel()
-    item = pt.arange(n_item)[None, :]
-    at = (value + item * (n_cut + 2)).ravel()  # firm x item -> position of c_k in the flat edges
+    at = (value + item * (n_cut + 2)).ravel()  # each response -> position of its c_k in the flat edges
     lower = edges[at].reshape(value.shape)
     upper = edges[at + 1].reshape(value.shape)
     between = gap[(value + item * (n_cut + 1)).ravel()].reshape(value.shape)
@@ -174,12 +178,15 @@ def ordered_logit_logp(value, eta, cutpoints):
     return between - pt.softplus(lower - eta) * has_lower - pt.softplus(eta - upper) * has_upper
 
 
-def ordered_logit_random(eta, cutpoints, rng=None, size=None):
-    """Draw categories 0..K: the count of cutpoints below eta plus standard logistic noise."""
-    eta = np.asarray(eta)
+def ordered_logit_random(eta, cutpoints, item=None, rng=None, size=None):
+    """Draw categories 0..K: the count of cutpoints below eta plus standard logistic noise
+    (``item``: each response's row of ``cutpoints``, as in ``ordered_logit_logp``)."""
+    eta, cut = np.asarray(eta), np.asarray(cutpoints)
+    if item is not None:  # a signature's batch dimensions of the cutpoints are all of length 1
+        cut = cut.reshape(cut.shape[-2:])[np.asarray(item)]
     shape = size if size is not None else eta.shape
     latent = np.broadcast_to(eta, shape) + rng.logistic(size=shape)
-    return (latent[..., None] > np.asarray(cutpoints)).sum(axis=-1)
+    return (latent[..., None] > cut).sum(axis=-1)
 
 
 def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):
@@ -336,10 +343,10 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         if obs.complete:
             pm.CustomDist(obs.name, predictor(idx), cutpoints, logp=ordered_logit_logp, random=ordered_logit_random,
                           dtype="int64", observed=obs.values, dims=obs.dims)
-        else:  # one row of cutpoints per response: the same ordered logit with each response its own "item"
-            pm.CustomDist(obs.name, obs.at(predictor(idx)), cutpoints[obs.item], logp=_ordered_logit_flat,
-                          random=ordered_logit_random, signature="(),(k)->()", dtype="int64", observed=obs.values,
-                          dims=obs.dims)
+        else:  # one entry per given response, each with its item's row of cutpoints
+            pm.CustomDist(obs.name, obs.at(predictor(idx)), cutpoints, obs.item, logp=ordered_logit_logp,
+                          random=ordered_logit_random, signature="(),(i,k),()->()", dtype="int64",
+                          observed=obs.values, dims=obs.dims)
     return capinno
 
 
@@ -359,8 +366,8 @@ class _Responses:
         return self.firm is None
 
     def at(self, tensor):
-        """A firm x item tensor at the given responses."""
-        return tensor if self.complete else tensor[self.firm, self.item]
+        """A firm x item tensor at the given responses (one flat index: cheaper to differentiate than two)."""
+        return tensor if self.complete else tensor.ravel()[self.firm * tensor.shape[1] + self.item]
 
     def per_item(self, vector):
         """A per-item vector broadcast to the given responses."""
@@ -379,11 +386,6 @@ def _responses(model: pm.Model, name: str, observed: np.ndarray, *, integer: boo
     model.add_coord(dim, np.arange(len(firm)))
     return _Responses(name, _observed(name, cast(observed[firm, item]), (dim,)), (dim,),
                       pm.Data(f"{name}_firm", firm, dims=dim), pm.Data(f"{name}_item", item, dims=dim))
-
-
-def _ordered_logit_flat(value, eta, cutpoints):
-    """``ordered_logit_logp`` for a vector of responses, each with its own row of cutpoints (response x K)."""
-    return ordered_logit_logp(value[None, :], eta[None, :], cutpoints)[0]
 
 
 def build_paper_logit(spec: Spec, data: ModelData, model: pm.Model, generative: bool) -> None:

@@ -51,6 +51,22 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == ["audit.json"]
 
 
+def test_an_internal_fault_is_one_line_and_its_traceback_only_under_verbose(tmp_path, capsys, monkeypatch):
+    """A bug in the program (not bad input) reaches the user as one line naming it; -v shows the traceback."""
+    from bayes_intl import audit
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 1 is out of bounds for axis 0 with size 1\nmore library detail")
+
+    monkeypatch.setattr(audit, "run_audit", broken)
+    assert main(["audit", "--out", str(tmp_path)]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (IndexError: index 1 is out of bounds" in err
+    assert "Traceback" not in err and "more library detail" not in err
+    with pytest.raises(IndexError):
+        main(["-v", "audit", "--out", str(tmp_path)])
+
+
 def test_reconstruct_json_keys(tmp_path, capsys):
     args = ["reconstruct", "--starts", "3", "--rounds", "1", "--solutions", "500", "--firms",
             "--out", str(tmp_path), "--json"]

@@ -242,6 +242,28 @@ def test_ordered_logit_matches_pymc_and_its_draws_follow_it():
     assert np.all(np.abs(observed - expected) < 5 * np.sqrt(expected * (1 - expected) / draws))
 
 
+def test_ordered_logit_of_flat_responses_uses_each_items_cutpoints():
+    """The missing-response path (one entry per given response, with its item) gives the firm x item values and
+    draws from its item's cutpoints."""
+    import pytensor.tensor as pt
+
+    from bayes_intl.models import ordered_logit_logp, ordered_logit_random
+
+    rng = np.random.default_rng(3)
+    eta = rng.normal(0, 2, (30, 4))
+    cut = np.sort(rng.normal(0, 2, (4, 5)), axis=1)
+    y = rng.integers(0, 6, (30, 4))
+    firm, item = np.nonzero(rng.random((30, 4)) > 0.3)
+    matrix = ordered_logit_logp(pt.as_tensor(y), pt.as_tensor(eta), pt.as_tensor(cut)).eval()
+    flat = ordered_logit_logp(pt.as_tensor(y[firm, item]), pt.as_tensor(eta[firm, item]), pt.as_tensor(cut),
+                              pt.as_tensor(item)).eval()
+    np.testing.assert_allclose(flat, matrix[firm, item], rtol=1e-12)
+    # An item whose cutpoints all lie far above eta only ever draws category 0.
+    cut[2] = [50, 51, 52, 53, 54]
+    draws = ordered_logit_random(np.zeros(len(item)), cut, item, rng=rng, size=(len(item),))
+    assert np.all(draws[item == 2] == 0) and draws[item != 2].max() > 0
+
+
 def test_gate_policy_for_per_respondent_scores():
     """Parameters must each pass; per-respondent scores may fall short on tail ESS only, and only for 5% of them."""
     import pandas as pd
