@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import bayes_intl
-from bayes_intl.data import ModelData
+from bayes_intl.data import ModelData, model_data
 from bayes_intl.errors import MismatchError, SpecError
 from bayes_intl.models import build_model
 from bayes_intl.spec import load_spec
@@ -158,3 +158,15 @@ def test_fit_json_reports_the_design_and_the_survey(tmp_path, capsys):
     assert payload["survey"] == {"respondents": 300, "dropped_rows": [301], "missing_policy": "listwise",
                                  "missing_responses": 0, "unused_levels": {}}
     assert {row["term"] for row in payload["coefficients"]} >= {"grade[grade 8]", "female", "age"}
+
+
+def test_the_five_factor_spec_builds_the_missing_response_likelihood_on_each_items_cutpoints():
+    """bfi_five_factors.toml: the measurement model alone on 25 six-point items; the missing responses are left out
+    and each given response reads its own item's cutpoints (no per-response copy of them)."""
+    spec = load_spec(SURVEYS / "bfi_five_factors.toml")
+    model = build_model(spec, model_data(spec))
+    assert len(model.coords["dimension"]) == 5 and len(model.coords["item"]) == 25
+    responses = model["items_ordinal_1_6_observed"].get_value()
+    assert len(responses) == 2577 * 25 - 446
+    logp = model.compile_logp(vars=[model["items_ordinal_1_6"]], sum=False)(model.initial_point())[0]
+    assert logp.shape == responses.shape and np.isfinite(logp).all()
