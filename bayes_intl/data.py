@@ -422,9 +422,12 @@ def model_data(spec, path: str | Path | None = None, *, seed: int = 20150601, co
             survey = synthetic_survey(load_default(), seed=seed)
         else:
             from .simulate import survey_codebook
-            from .survey import read_survey
+            from .survey import Codebook, load_codebook, measurement_roles, read_survey
 
-            survey = read_survey(source, codebook or spec.codebook or survey_codebook())
+            cb = codebook or spec.codebook or survey_codebook()
+            if not spec.entry.outcome:  # only the id and the items: nobody is dropped for a role the model ignores
+                cb = measurement_roles(cb if isinstance(cb, Codebook) else load_codebook(cb))
+            survey = read_survey(source, cb)
             _check_roles(spec, survey)
         return ModelData(survey.firms, survey, survey.source, survey.provenance, survey.design)
     if source == "synthetic":

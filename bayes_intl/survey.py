@@ -11,7 +11,7 @@ what was expected.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,12 @@ def _check_keys(table: dict, allowed: set, where: str, path) -> None:
     for key in table:
         if key not in allowed:
             raise SpecError(f"codebook {path}: unknown key '{key}' in {where}{did_you_mean(key, allowed)}")
+
+
+def measurement_roles(codebook: Codebook) -> Codebook:
+    """The codebook as a measurement model reads it: the respondent id and the items only, so that respondents
+    missing the outcome, a covariate or a grouping column are kept (those roles are not used)."""
+    return replace(codebook, columns={"firm_id": codebook.columns["firm_id"]}, outcome=None, covariates=())
 
 
 def load_codebook(path: str | Path) -> Codebook:

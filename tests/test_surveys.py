@@ -161,12 +161,14 @@ def test_fit_json_reports_the_design_and_the_survey(tmp_path, capsys):
 
 
 def test_the_five_factor_spec_builds_the_missing_response_likelihood_on_each_items_cutpoints():
-    """bfi_five_factors.toml: the measurement model alone on 25 six-point items; the missing responses are left out
-    and each given response reads its own item's cutpoints (no per-response copy of them)."""
+    """bfi_five_factors.toml: the measurement model alone on 25 six-point items; respondents without the outcome the
+    codebook declares are kept (a measurement model does not read it); the missing responses are left out and each
+    given response reads its own item's cutpoints (no per-response copy of them)."""
     spec = load_spec(SURVEYS / "bfi_five_factors.toml")
     model = build_model(spec, model_data(spec))
     assert len(model.coords["dimension"]) == 5 and len(model.coords["item"]) == 25
     responses = model["items_ordinal_1_6_observed"].get_value()
-    assert len(responses) == 2577 * 25 - 446
+    assert len(responses) == 2800 * 25 - 508
+    assert len(model_data(load_spec(SURVEYS / "bfi_college.toml")).firms) == 2577  # the outcome model drops 223
     logp = model.compile_logp(vars=[model["items_ordinal_1_6"]], sum=False)(model.initial_point())[0]
     assert logp.shape == responses.shape and np.isfinite(logp).all()
