@@ -54,6 +54,13 @@ def draw_prior(name: str, prior: Prior, **kwargs):
     return DISTRIBUTION_CLASSES[prior.dist](name, **prior.kwargs(), **kwargs)
 
 
+def item_prior(spec: Spec, name: str, needed_by: str) -> Prior:
+    """A prior the structure or the items need (registry.ITEM_PRIORS), refused by key when the spec lacks it."""
+    if name not in spec.priors:
+        raise SpecError(f"spec {spec.source}: [priors] needs '{name}' for {needed_by}")
+    return spec.priors[name]
+
+
 def design_columns(spec: Spec, frame: pd.DataFrame, design: Design, *, exclude: tuple[str, ...] = (),
                    latent=None) -> tuple[list[str], list]:
     """Columns of the outcome's design (names and values) from the spec's predictors and interactions.
@@ -238,7 +245,8 @@ def _factors(spec: Spec, dims: list[str], model: pm.Model):
     if spec.structure == "second_order":
         _check_second_order(spec, dims)
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
-        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
+        gamma = draw_prior("second_order_loading", item_prior(spec, "second_order_loading", "the second-order structure"),
+                           dims="dimension")
         zeta = pm.Normal("zeta", 0, 1, dims=("firm", "dimension"))
         # Unit-variance dimension factors: gamma / sqrt(1 + gamma^2) is the standardized loading.
         return (capinno[:, None] * gamma[None, :] + zeta) / pt.sqrt(1 + gamma**2)[None, :], capinno
@@ -256,7 +264,8 @@ def _factor_correlation(spec: Spec, dims: list[str], model: pm.Model):
         return pt.ones((1, 1))
     if spec.structure == "second_order":
         _check_second_order(spec, dims)
-        gamma = draw_prior("second_order_loading", spec.priors["second_order_loading"], dims="dimension")
+        gamma = draw_prior("second_order_loading", item_prior(spec, "second_order_loading", "the second-order structure"),
+                           dims="dimension")
         g = gamma / pt.sqrt(1 + gamma**2)
         return pt.outer(g, g) + pt.diag(1 - g**2)
     eta = spec.priors.get("lkj_eta", Prior("LKJ", (("eta", 2.0),))).kwargs()["eta"]
@@ -272,8 +281,8 @@ def _integrated_measurement(spec: Spec, survey: SurveyData, model: pm.Model, ite
     model.add_coord("continuous_item", [i.name for i in items])
     phi = _factor_correlation(spec, dims, model)
     loading = draw_prior("loading", spec.priors["loading"], dims="item")
-    tau = draw_prior("intercept_continuous", spec.priors["item_intercept"], dims="continuous_item")
-    sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims="continuous_item")
+    tau = draw_prior("intercept_continuous", item_prior(spec, "item_intercept", "continuous items"), dims="continuous_item")
+    sigma = draw_prior("residual_sd", item_prior(spec, "residual_sd", "continuous items"), dims="continuous_item")
     values = survey.items[[i.name for i in items]].to_numpy(dtype=float)
     z = (values - values.mean(axis=0)) / values.std(axis=0)
     lam = mask.T * loading[:, None]  # item x dimension
@@ -314,11 +323,14 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         if not len(idx):
             continue
         model.add_coord(f"{kind}_item", [items[j].name for j in idx])
-        tau = draw_prior(f"intercept_{kind}", spec.priors["item_intercept"], dims=f"{kind}_item")
+        names = ", ".join(items[j].name for j in idx[:3]) + (", ..." if len(idx) > 3 else "")
+        tau = draw_prior(f"intercept_{kind}", item_prior(spec, "item_intercept", f"{kind} items ({names})"),
+                         dims=f"{kind}_item")
         observed = values[:, idx]
         if kind == "continuous":
             observed = (observed - np.nanmean(observed, axis=0)) / np.nanstd(observed, axis=0)
-            sigma = draw_prior("residual_sd", spec.priors["residual_sd"], dims=f"{kind}_item")
+            sigma = draw_prior("residual_sd", item_prior(spec, "residual_sd", f"continuous items ({names})"),
+                               dims=f"{kind}_item")
         obs = _responses(model, f"items_{kind}", observed, integer=kind != "continuous")
         mu = obs.at(tau[None, :] + predictor(idx))
         if kind == "binary":
@@ -334,7 +346,8 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         label = f"ordinal_{levels[0]}_{levels[1]}"
         model.add_coord(f"{label}_item", [items[j].name for j in idx])
         model.add_coord(f"{label}_cut", list(range(1, k + 1)))
-        cut_prior = spec.priors["cutpoint"].kwargs()
+        names = ", ".join(items[j].name for j in idx[:3]) + (", ..." if len(idx) > 3 else "")
+        cut_prior = item_prior(spec, "cutpoint", f"ordinal items ({names})").kwargs()
         cutpoints = pm.Normal(f"cutpoints_{label}", mu=cut_prior.get("mu", 0.0), sigma=cut_prior.get("sigma", 2.0),
                               dims=(f"{label}_item", f"{label}_cut"),
                               transform=pm.distributions.transforms.ordered,

@@ -59,7 +59,10 @@ OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
 # partial correlations) never decide a run's fate; the deterministics they build are checked instead.
 INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "zeta", "z_factor", "factor_corr_partial")
 DERIVED_PARAMETERS = ("group_intercept", "group_slope", "factor_corr", "factor")
-_MEASUREMENT_PRIORS = ("loading", "second_order_loading", "item_intercept", "cutpoint", "residual_sd")
+# Priors an item-level spec gives when its structure and its items need them (checked when the model is built,
+# naming the items): second_order_loading (a second-order structure, 3+ dimensions), cutpoint (ordinal items),
+# item_intercept (binary, count, continuous items), residual_sd (continuous items).
+ITEM_PRIORS = ("second_order_loading", "cutpoint", "item_intercept", "residual_sd")
 
 REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in (
     ModelEntry("paper_logit", models.build_paper_logit, ("intercept", "slope"), ("intercept", "slope")),
@@ -69,11 +72,11 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in (
                ("intercept", "slope", "index_alpha", "index_beta"),
                level_meaning="the band centres 1/6, 1/2, 5/6 of the latent index (0, 1, 2 on its 3u - 1/2 scale)",
                simulated_extra=("capinno_band",), banded_predictor=True),
-    ModelEntry("latent_factor", models.build_latent_factor, ("intercept", "slope", "group_sd", *_MEASUREMENT_PRIORS),
+    ModelEntry("latent_factor", models.build_latent_factor, ("intercept", "slope", "group_sd", "loading"),
                ("intercept", "slope", "intercept_sd", "group_sd", "second_order_loading", "loading"),
                item_level=True, hierarchical=True, levels=factor_band_means,
                level_meaning="the mean latent CAPINNO factor of the firms observed in each band"),
-    ModelEntry("measurement_only", models.build_measurement_only, _MEASUREMENT_PRIORS,
+    ModelEntry("measurement_only", models.build_measurement_only, ("loading",),
                ("second_order_loading", "loading"), item_level=True, outcome=False, levels=None,
                level_meaning="", shown=("second_order_loading", "loading")),
 )}

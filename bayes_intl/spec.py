@@ -214,7 +214,7 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     _keys(raw, TOP_KEYS, "the top level", source)
     if raw.get("schema_version") != 1:
         raise SpecError(f"spec {source}: schema_version must be 1, not {raw.get('schema_version')!r}")
-    from .registry import OPTIONAL_PRIORS, REGISTRY
+    from .registry import ITEM_PRIORS, OPTIONAL_PRIORS, REGISTRY
 
     model = raw.get("model")
     if model not in REGISTRY:
@@ -242,7 +242,8 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
     structure = measurement.get("structure", "second_order")
     if structure not in ("second_order", "correlated"):
         raise SpecError(f"spec {source}: [measurement] structure must be 'second_order' or 'correlated'")
-    priors_raw = _keys(raw.get("priors", {}), set(needed) | set(OPTIONAL_PRIORS), "[priors]", source)
+    allowed = set(needed) | set(OPTIONAL_PRIORS) | (set(ITEM_PRIORS) if REGISTRY[model].item_level else set())
+    priors_raw = _keys(raw.get("priors", {}), allowed, "[priors]", source)
     priors = {name: _prior(name, value, source) for name, value in priors_raw.items()}
     for name in needed:
         if name not in priors:

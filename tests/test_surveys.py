@@ -172,3 +172,18 @@ def test_the_five_factor_spec_builds_the_missing_response_likelihood_on_each_ite
     assert len(model_data(load_spec(SURVEYS / "bfi_college.toml")).firms) == 2577  # the outcome model drops 223
     logp = model.compile_logp(vars=[model["items_ordinal_1_6"]], sum=False)(model.initial_point())[0]
     assert logp.shape == responses.shape and np.isfinite(logp).all()
+
+
+def test_item_priors_are_needed_only_when_the_structure_or_the_items_use_them():
+    """A spec gives second_order_loading, cutpoint, item_intercept and residual_sd only when its structure and items
+    need them (bfi_five_factors gives none but cutpoint); one that lacks a needed one is refused naming the key."""
+    from bayes_intl.spec import spec_from_dict
+
+    assert set(load_spec(SURVEYS / "bfi_five_factors.toml").priors) == {"loading", "cutpoint", "lkj_eta"}
+    spec = load_spec(ROOT / "models" / "measurement_only.toml")
+    for key, needed_by in (("cutpoint", "ordinal items"), ("item_intercept", "binary items"),
+                           ("second_order_loading", "the second-order structure")):
+        priors = {k: v for k, v in spec.raw["priors"].items() if k != key}
+        lacking = spec_from_dict(spec.raw | {"priors": priors}, source="lacking.toml")
+        with pytest.raises(SpecError, match=f"spec lacking.toml: \\[priors\\] needs '{key}' for {needed_by}"):
+            build_model(lacking, model_data(lacking))
