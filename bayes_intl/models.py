@@ -323,7 +323,7 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         if not len(idx):
             continue
         model.add_coord(f"{kind}_item", [items[j].name for j in idx])
-        names = ", ".join(items[j].name for j in idx[:3]) + (", ..." if len(idx) > 3 else "")
+        names = _first_names(items, idx)
         tau = draw_prior(f"intercept_{kind}", item_prior(spec, "item_intercept", f"{kind} items ({names})"),
                          dims=f"{kind}_item")
         observed = values[:, idx]
@@ -346,7 +346,7 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         label = f"ordinal_{levels[0]}_{levels[1]}"
         model.add_coord(f"{label}_item", [items[j].name for j in idx])
         model.add_coord(f"{label}_cut", list(range(1, k + 1)))
-        names = ", ".join(items[j].name for j in idx[:3]) + (", ..." if len(idx) > 3 else "")
+        names = _first_names(items, idx)
         cut_prior = item_prior(spec, "cutpoint", f"ordinal items ({names})").kwargs()
         cutpoints = pm.Normal(f"cutpoints_{label}", mu=cut_prior.get("mu", 0.0), sigma=cut_prior.get("sigma", 2.0),
                               dims=(f"{label}_item", f"{label}_cut"),
@@ -361,6 +361,11 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
                           random=ordered_logit_random, signature="(),(i,k),()->()", dtype="int64",
                           observed=obs.values, dims=obs.dims)
     return capinno
+
+
+def _first_names(items, idx) -> str:
+    """The first three of these items' names, for a message that says which items need something."""
+    return ", ".join(items[j].name for j in idx[:3]) + (", ..." if len(idx) > 3 else "")
 
 
 @dataclass(frozen=True)
