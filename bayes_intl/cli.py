@@ -322,7 +322,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import check_modes, load_analysis, run_analysis
+    from .pipeline import check_modes, run_analysis
+    from .spec import load_analysis
 
     analysis = load_analysis(args.analysis)
     check_modes(args.quick, args.full)

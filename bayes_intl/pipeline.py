@@ -18,105 +18,9 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SpecError
-from .spec import did_you_mean, read_toml
+from .spec import Analysis
 
 log = logging.getLogger(__name__)
-ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick", "ensemble"}
-ENSEMBLE_KEYS = {"spec", "members", "quick_members", "full_members"}
-ENSEMBLE_MODES = {"default": "members", "quick": "quick_members", "full": "full_members"}
-RECONSTRUCT_KEYS = {"search", "starts", "rounds", "solutions"}
-QUICK_KEYS = {"reconstruct"}
-# The search is opt-in: its result is shipped (bayes_intl/data/reconstruction.csv) and checked by a refit.
-SEARCH_DEFAULTS = {"search": False, "starts": 24, "rounds": 6, "solutions": 10000}
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """An analysis specification (``models/analysis.toml``): which models, which seed, which settings."""
-
-    source: str
-    seed: int
-    out: str
-    models: tuple[str, ...]
-    reconstruct: dict
-    quick_reconstruct: dict
-    description: str = ""
-    # the ensemble stages: {"spec": path, "members": N, "quick_members": N, "full_members": N} per model
-    ensemble: tuple[dict, ...] = ()
-
-    def ensemble_for(self, mode: str) -> list[tuple[str, int]]:
-        """(spec path, members) of each ensemble stage of a mode (default, quick or full); 0 members leaves one out."""
-        return [(e["spec"], e[ENSEMBLE_MODES[mode]]) for e in self.ensemble if e[ENSEMBLE_MODES[mode]] > 0]
-
-
-def load_analysis(path: str | Path) -> Analysis:
-    """Read and check an analysis specification; model paths are relative to the file."""
-    path = Path(path)
-    raw = read_toml(path, "analysis specification")
-
-    def bad(key: str, expected: str, found=None):
-        return SpecError(f"analysis {path}: key '{key}': expected {expected}" + (f", found {found}" if found else ""))
-
-    def keys(table, allowed, where):
-        if not isinstance(table, dict):
-            raise bad(where, "a table of settings")
-        for key in table:
-            if key not in allowed:
-                raise bad(f"{where}.{key}", f"one of {sorted(allowed)} (unknown key){did_you_mean(key, allowed)}")
-        return table
-
-    for key in raw:
-        if key not in ANALYSIS_KEYS:
-            raise bad(key, f"one of {sorted(ANALYSIS_KEYS)} (unknown key){did_you_mean(key, ANALYSIS_KEYS)}")
-    models = raw.get("models", [])
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise bad("models", "a non-empty list of model specification files")
-    resolved = []
-    for name in models:
-        spec_path = (path.parent / name) if not Path(name).is_absolute() else Path(name)
-        if not spec_path.exists():
-            raise bad("models", "existing model specification files", f"{spec_path} (no such file)")
-        resolved.append(str(spec_path))
-    reconstruct = keys(raw.get("reconstruct", {}), RECONSTRUCT_KEYS, "reconstruct")
-    quick = keys(raw.get("quick", {}), QUICK_KEYS, "quick")
-    quick_reconstruct = keys(quick.get("reconstruct", {}), RECONSTRUCT_KEYS, "quick.reconstruct")
-    for where, table in (("reconstruct", reconstruct), ("quick.reconstruct", quick_reconstruct)):
-        for key in ("starts", "rounds", "solutions"):
-            if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool) or table[key] < 1):
-                raise bad(f"{where}.{key}", "a positive whole number", repr(table[key]))
-        if "search" in table and not isinstance(table["search"], bool):
-            raise bad(f"{where}.search", "true or false", repr(table["search"]))
-    ensemble = _ensemble_entries(raw.get("ensemble", []), path, bad, keys)
-    seed = raw.get("seed", 20150601)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise bad("seed", "a non-negative whole number", repr(seed))
-    return Analysis(str(path), seed, str(raw.get("out", "reports/analysis")), tuple(resolved),
-                    SEARCH_DEFAULTS | reconstruct,
-                    SEARCH_DEFAULTS | reconstruct | quick_reconstruct,
-                    str(raw.get("description", "")), ensemble)
-
-
-def _ensemble_entries(raw, path: Path, bad, keys) -> tuple[dict, ...]:
-    """The [[ensemble]] entries (a single [ensemble] table is one entry), checked, spec paths resolved."""
-    entries = [raw] if isinstance(raw, dict) else raw
-    if not isinstance(entries, list):
-        raise bad("ensemble", "[[ensemble]] tables of settings")
-    checked = []
-    for i, entry in enumerate(entries):
-        where = f"ensemble[{i}]" if isinstance(raw, list) else "ensemble"
-        entry = dict(keys(entry, ENSEMBLE_KEYS, where))
-        spec_path = path.parent / str(entry.get("spec", ""))
-        if not spec_path.is_file():
-            raise bad(f"{where}.spec", "an existing model specification file", str(spec_path))
-        entry.setdefault("members", 50)
-        entry.setdefault("quick_members", min(8, entry["members"]))
-        entry.setdefault("full_members", entry["members"])
-        for key in ("members", "quick_members", "full_members"):
-            value = entry[key]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise bad(f"{where}.{key}", "a whole number, 0 or more (0: not in that analysis)", repr(value))
-        checked.append(entry | {"spec": str(spec_path)})
-    return tuple(checked)
 
 
 def code_hash() -> str:
@@ -403,20 +307,27 @@ def _stage_baseline(folder: Path, table, study=None):
             {"json": payload["written"][2]}, payload)
 
 
-def _fit_stage(stages: _Stages, spec_path: str, data: str, analysis: Analysis, quick: bool, out: Path,
-               progress: bool, study=None):
+def _fit_jobs(models: list[str], data: dict[str, str], analysis: Analysis, quick: bool, out: Path,
+              study) -> dict[str, dict]:
+    """``fit``'s arguments for each model of the analysis."""
+    command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
+    return {m: {"spec": m, "data": data[m], "seed": analysis.seed, "quick": quick, "out": out / "runs",
+                "command": command, "study": study} for m in models}
+
+
+def _fit_stage(stages: _Stages, spec_path: str, job: dict, progress: bool, beside=None):
+    """A fit of the analysis; ``beside``: the FitsBeside that may have fitted it in a second process."""
     from .runs import fit
 
     name = f"fit {Path(spec_path).stem}"
     stages.bar.set_postfix_str(name)
     started = time.perf_counter()
-    run = fit(spec_path, data=data, seed=analysis.seed, quick=quick, out=out / "runs", progress=progress, reuse=True,
-              command=f"bayes-intl run {analysis.source}{' --quick' if quick else ''}", study=study)
+    run, seconds = beside.take(spec_path) if beside else (fit(**job, progress=progress, reuse=True), None)
     d = run.diagnostics
     summary = (f"{'gate passed' if d['passed'] else 'gate MISSED'}: max R-hat {d['r_hat_max']:.3f}, "
                f"min ESS {d['ess_bulk_min']:.0f}, {d['divergences']} divergences")
-    stages.finish(StageResult(name, run.reused, time.perf_counter() - started, [str(run.folder)], summary,
-                              {"run": str(run.folder), "passed": d["passed"]}, run))
+    stages.finish(StageResult(name, run.reused, seconds or time.perf_counter() - started, [str(run.folder)],
+                              summary, {"run": str(run.folder), "passed": d["passed"]}, run))
     return run
 
 
@@ -473,6 +384,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
 
     from .data import read_study_data, study_design
     from .reporting import ReportInputs
+    from .runs import FitsBeside
     from .spec import load_spec
     from .store import file_hash, load
     from .study import load_study
@@ -505,21 +417,28 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
                             lambda: _stage_survey(out / "survey", table, analysis.seed), lambda d: None)
     baseline = stages.run("baseline", _key("baseline", code, table_sha),
                           lambda: _stage_baseline(out / "baseline", table, study), lambda d: _read_json(d["json"]))
-    runs = []
-    for spec_path in models:
-        data = survey.detail["survey"] if spec_path in item_level else table_csv
-        runs.append(_fit_stage(stages, spec_path, data, analysis, quick, out, progress, fit_study))
+    jobs = _fit_jobs(models, {m: survey.detail["survey"] if m in item_level else table_csv for m in models},
+                     analysis, quick, out, fit_study)
+    # The item-level fits (the longest) run in a second process beside the others and the ensembles.
+    beside_jobs = {m: jobs[m] for m in item_level} if len(item_level) < len(models) or ensembles else {}
+    runs, fitted = {}, []
+    with FitsBeside(beside_jobs) as beside:
+        for spec_path in [m for m in models if m not in beside_jobs]:
+            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress)
+        for spec_path, members in ensembles:
+            name = f"ensemble {Path(spec_path).stem}"
+            fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
+                                     lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick,
+                                                             analysis.seed, fit_study, progress),
+                                     lambda d: load(d["folder"])).value)
+        for spec_path in beside_jobs:
+            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress, beside)
+    runs = [runs[m] for m in models]
     outcome_runs = [r for r in runs if r.entry.outcome]
     run_keys = [r.name for r in runs]
     compare = stages.run("compare", _key("compare", code, run_keys),
                          lambda: _stage_compare(out / "compare", outcome_runs),
                          lambda d: pd.read_csv(d["csv"]) if d.get("csv") else None)
-    fitted = []
-    for spec_path, members in ensembles:
-        name = f"ensemble {Path(spec_path).stem}"
-        fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
-                                 lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick, analysis.seed,
-                                                         fit_study, progress), lambda d: load(d["folder"])).value)
     command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command,
                                   fitted)

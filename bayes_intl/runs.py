@@ -149,19 +149,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     from .summaries import derive_tables, fit_mle
 
     clock = _Clock()
-    spec = resolve(spec, sampler=sampler, quick=quick)
-    chosen = spec.quick if quick else spec.sampler
-    if study is not None:
-        from .data import read_study_data, study_model_data
-        from .study import Study, load_study
-
-        study = study if isinstance(study, Study) else load_study(study)
-        spec = spec.for_study(study)
-        if not isinstance(data, ModelData):
-            data = study_model_data(study, read_study_data(study, data))
-    data = data if isinstance(data, ModelData) else model_data(spec, data, seed=seed, codebook=codebook)
-    data_sha = data.sha256()
-    name = run_id(spec, data_sha, seed, quick)
+    spec, chosen, study, data, data_sha, name = _prepare(spec, data, codebook, seed, quick, sampler, study)
     if reuse and out is not None and (earlier := _reusable(Path(out) / name, spec, data_sha, chosen, seed)):
         return earlier
     model = build_model(spec, data)
@@ -195,6 +183,94 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
         run.folder = save_run(run, Path(out) / name)
         log.info("saved in %.1f s", clock.lap("saving"))
     return run
+
+
+def _prepare(spec, data, codebook, seed: int, quick: bool, sampler: dict | None, study):
+    """What a fit reads before sampling: the spec (with its study's predictors), the chosen sampler
+    settings, the study, the validated data, their hash and the run's name."""
+    spec = resolve(spec, sampler=sampler, quick=quick)
+    chosen = spec.quick if quick else spec.sampler
+    if study is not None:
+        from .data import read_study_data, study_model_data
+        from .study import Study, load_study
+
+        study = study if isinstance(study, Study) else load_study(study)
+        spec = spec.for_study(study)
+        if not isinstance(data, ModelData):
+            data = study_model_data(study, read_study_data(study, data))
+    data = data if isinstance(data, ModelData) else model_data(spec, data, seed=seed, codebook=codebook)
+    data_sha = data.sha256()
+    return spec, chosen, study, data, data_sha, run_id(spec, data_sha, seed, quick)
+
+
+def saved_fit(spec, *, out: str | Path, data=None, codebook=None, seed: int = DEFAULT_SEED, quick: bool = False,
+              sampler: dict | None = None, study=None, **_fit_only) -> FittedRun | None:
+    """The complete earlier run that ``fit(..., reuse=True)`` would load instead of sampling, or None
+    (``fit``'s other arguments are taken and ignored, so one set of arguments serves both)."""
+    spec, chosen, _, _, data_sha, name = _prepare(spec, data, codebook, seed, quick, sampler, study)
+    return _reusable(Path(out) / name, spec, data_sha, chosen, seed)
+
+
+class FitsBeside:
+    """Fits run in a second process while this one does other work, on a machine with two cores or more.
+
+    Sampling keeps both cores busy, but the predictive draws, the gate, the tables and compiling use one:
+    two fits side by side take about three quarters of the time of one after the other
+    (benchmarks/results.md). Each fit is saved under its ``out`` and ``take`` loads it from there
+    (``fit``'s reuse), so its numbers are those of the same fit run here. Fits already saved, and
+    every fit on a one-core machine, are left to ``take`` to load or fit here.
+    """
+
+    def __init__(self, jobs: dict[str, dict]):
+        import multiprocessing
+        import os
+
+        self.jobs, self._pool, self._pending = jobs, None, {}
+        todo = {key: kw for key, kw in jobs.items() if saved_fit(**kw) is None}
+        if not todo or (os.cpu_count() or 1) < 2:
+            return
+        # fork where there is one: a spawned process would import the user's own script again.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._pool = multiprocessing.get_context(method).Pool(1, initializer=_quiet_worker,
+                                                              initargs=(logging.getLogger().level,))
+        self._pending = {key: (time.perf_counter(), self._pool.apply_async(_fit_saved, kwds=kw))
+                         for key, kw in todo.items()}
+
+    def take(self, key: str) -> tuple[FittedRun, float | None]:
+        """The run of job ``key`` and the seconds its fit beside took (None: loaded or fitted here)."""
+        kw = self.jobs[key]
+        if key in self._pending:
+            started, pending = self._pending.pop(key)
+            pending.get()  # the worker's exception, if any, is raised here
+            run = fit(**kw, reuse=True)
+            run.reused = False
+            return run, time.perf_counter() - started
+        return fit(**kw, reuse=True), None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *_):
+        if self._pool is not None:
+            # On an error or an interrupt here, a fit still running beside is stopped, not waited for.
+            (self._pool.terminate if kind is not None else self._pool.close)()
+            self._pool.join()
+
+
+def _quiet_worker(level: int) -> None:
+    """A worker logs as its parent does (PyMC's INFO lines only with -v; the warning filters come inherited).
+    Ctrl-C is the parent's to handle: it stops the worker, which then ends at once."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logging.getLogger().setLevel(level)
+    if level > logging.INFO:
+        logging.getLogger("pymc").setLevel(logging.WARNING)
+
+
+def _fit_saved(**kw) -> str:
+    return str(fit(**kw, reuse=True).folder)
 
 
 def _survey_facts(data: ModelData) -> dict | None:

@@ -275,3 +275,103 @@ def load_spec(path: str | Path) -> Spec:
                 and (here / value).exists() and not Path(value).exists():
             moved[field_name] = str(here / value)
     return dataclasses.replace(spec, **moved) if moved else spec
+
+
+# --- the analysis file (models/analysis.toml): which models, which seed, which ensembles --------------
+
+ANALYSIS_KEYS = {"schema_version", "description", "seed", "out", "models", "reconstruct", "quick", "ensemble"}
+ENSEMBLE_KEYS = {"spec", "members", "quick_members", "full_members"}
+ENSEMBLE_MODES = {"default": "members", "quick": "quick_members", "full": "full_members"}
+RECONSTRUCT_KEYS = {"search", "starts", "rounds", "solutions"}
+QUICK_KEYS = {"reconstruct"}
+# The search is opt-in: its result is shipped (bayes_intl/data/reconstruction.csv) and checked by a refit.
+SEARCH_DEFAULTS = {"search": False, "starts": 24, "rounds": 6, "solutions": 10000}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """An analysis specification (``models/analysis.toml``): which models, which seed, which settings."""
+
+    source: str
+    seed: int
+    out: str
+    models: tuple[str, ...]
+    reconstruct: dict
+    quick_reconstruct: dict
+    description: str = ""
+    # the ensemble stages: {"spec": path, "members": N, "quick_members": N, "full_members": N} per model
+    ensemble: tuple[dict, ...] = ()
+
+    def ensemble_for(self, mode: str) -> list[tuple[str, int]]:
+        """(spec path, members) of each ensemble stage of a mode (default, quick or full); 0 members leaves one out."""
+        return [(e["spec"], e[ENSEMBLE_MODES[mode]]) for e in self.ensemble if e[ENSEMBLE_MODES[mode]] > 0]
+
+
+def load_analysis(path: str | Path) -> Analysis:
+    """Read and check an analysis specification; model paths are relative to the file."""
+    path = Path(path)
+    raw = read_toml(path, "analysis specification")
+
+    def bad(key: str, expected: str, found=None):
+        return SpecError(f"analysis {path}: key '{key}': expected {expected}" + (f", found {found}" if found else ""))
+
+    def keys(table, allowed, where):
+        if not isinstance(table, dict):
+            raise bad(where, "a table of settings")
+        for key in table:
+            if key not in allowed:
+                raise bad(f"{where}.{key}", f"one of {sorted(allowed)} (unknown key){did_you_mean(key, allowed)}")
+        return table
+
+    for key in raw:
+        if key not in ANALYSIS_KEYS:
+            raise bad(key, f"one of {sorted(ANALYSIS_KEYS)} (unknown key){did_you_mean(key, ANALYSIS_KEYS)}")
+    models = raw.get("models", [])
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise bad("models", "a non-empty list of model specification files")
+    resolved = []
+    for name in models:
+        spec_path = (path.parent / name) if not Path(name).is_absolute() else Path(name)
+        if not spec_path.exists():
+            raise bad("models", "existing model specification files", f"{spec_path} (no such file)")
+        resolved.append(str(spec_path))
+    reconstruct = keys(raw.get("reconstruct", {}), RECONSTRUCT_KEYS, "reconstruct")
+    quick = keys(raw.get("quick", {}), QUICK_KEYS, "quick")
+    quick_reconstruct = keys(quick.get("reconstruct", {}), RECONSTRUCT_KEYS, "quick.reconstruct")
+    for where, table in (("reconstruct", reconstruct), ("quick.reconstruct", quick_reconstruct)):
+        for key in ("starts", "rounds", "solutions"):
+            if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool) or table[key] < 1):
+                raise bad(f"{where}.{key}", "a positive whole number", repr(table[key]))
+        if "search" in table and not isinstance(table["search"], bool):
+            raise bad(f"{where}.search", "true or false", repr(table["search"]))
+    ensemble = _ensemble_entries(raw.get("ensemble", []), path, bad, keys)
+    seed = raw.get("seed", 20150601)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise bad("seed", "a non-negative whole number", repr(seed))
+    return Analysis(str(path), seed, str(raw.get("out", "reports/analysis")), tuple(resolved),
+                    SEARCH_DEFAULTS | reconstruct,
+                    SEARCH_DEFAULTS | reconstruct | quick_reconstruct,
+                    str(raw.get("description", "")), ensemble)
+
+
+def _ensemble_entries(raw, path: Path, bad, keys) -> tuple[dict, ...]:
+    """The [[ensemble]] entries (a single [ensemble] table is one entry), checked, spec paths resolved."""
+    entries = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise bad("ensemble", "[[ensemble]] tables of settings")
+    checked = []
+    for i, entry in enumerate(entries):
+        where = f"ensemble[{i}]" if isinstance(raw, list) else "ensemble"
+        entry = dict(keys(entry, ENSEMBLE_KEYS, where))
+        spec_path = path.parent / str(entry.get("spec", ""))
+        if not spec_path.is_file():
+            raise bad(f"{where}.spec", "an existing model specification file", str(spec_path))
+        entry.setdefault("members", 50)
+        entry.setdefault("quick_members", min(8, entry["members"]))
+        entry.setdefault("full_members", entry["members"])
+        for key in ("members", "quick_members", "full_members"):
+            value = entry[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise bad(f"{where}.{key}", "a whole number, 0 or more (0: not in that analysis)", repr(value))
+        checked.append(entry | {"spec": str(spec_path)})
+    return tuple(checked)

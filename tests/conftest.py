@@ -38,7 +38,8 @@ def quick_analysis(tmp_path_factory):
     import re
     from pathlib import Path
 
-    from bayes_intl.pipeline import load_analysis, run_analysis
+    from bayes_intl.pipeline import run_analysis
+    from bayes_intl.spec import load_analysis
 
     root = tmp_path_factory.mktemp("analysis")
     models = Path(__file__).resolve().parents[1] / "models"
