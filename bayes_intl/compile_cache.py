@@ -61,6 +61,7 @@ def nutpie_compile_cache():
         from numba.core import ccallback, serialize
         from numba.core.caching import FunctionCache
         from numba.core.dispatcher import Dispatcher
+        from numba.core.extending import _Intrinsic
         from pytensor import config
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
     except ImportError:
@@ -76,6 +77,8 @@ def nutpie_compile_cache():
         # the builtin `tuple` pickles by name, so the key does not change with this file's place or lines.
         # (nutpie's own nested functions pickle with their file name: a new virtual environment compiles once.)
         def reducer_override(self, obj):
+            if isinstance(obj, _Intrinsic):  # pickles with a per-process uuid: the ensemble's swappable models use one
+                return tuple, (("numba intrinsic", obj._name, obj._defn, obj._prefer_literal),)
             if isinstance(obj, Dispatcher):
                 key = CACHED_SRC_FUNCTIONS.get(obj.py_func)
                 if key is not None:

@@ -66,6 +66,7 @@ class SeriesSampler:
     def __init__(self, sampler: Sampler):
         self.sampler, self._compiled, self._signature = sampler, None, None
         self.compiled = 0  # how many compilations the series needed
+        self.reused = 0  # how many of them the compile cache supplied
 
     def __call__(self, model: pm.Model, *, seed: int) -> az.InferenceData:
         s = self.sampler
@@ -83,6 +84,7 @@ class SeriesSampler:
                                                            cache=cache.enabled)
             self._signature, compiled = signature, self._compiled
             self.compiled += 1
+            self.reused += getattr(compiled.compiled_logp_func, "_cache_hits", 0) > 0
         else:
             compiled = self._compiled.with_data(**data)
         return _nutpie_draws(compiled, s, seed, False)

@@ -414,7 +414,7 @@ def fit_ensemble(spec: Spec | str | Path, *, seed: int = DEFAULT_SEED, members: 
               "study": study.id if study is not None else "sonora",
               "outcome": study.outcome if study is not None else "internationalized",
               "spec_sha256": spec.hash(), "spec_document": spec.raw, "members": n, "seed": seed,
-              "sampler": chosen.__dict__, "compilations": draw.compiled, "versions": package_versions(),
+              "sampler": chosen.__dict__, "compilations": draw.compiled, "compilations_reused": draw.reused, "versions": package_versions(),
               "data_provenance": ENSEMBLE_NOTE if study is None else
               f"RECONSTRUCTED data: the shipped ensemble of reconstructions of study '{study.id}' (not its real rows)"}
     run = EnsembleRun(spec, _spread(pd.concat(coef_rows), "term"), _spread(pd.concat(cell_rows), "id"), record,

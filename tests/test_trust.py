@@ -79,19 +79,27 @@ spec = load_spec(sys.argv[1])
 data = model_data(spec)
 outcome = np.random.default_rng(int(sys.argv[2])).permutation(data.firms["internationalized"].to_numpy())
 data = replace(data, firms=data.firms.assign(internationalized=outcome))
-idata = inf.sample(build_model(spec, data), spec.sampler, seed=3, progress=False)
-print(json.dumps({"hit": idata.attrs["compile_cache_hit"], "draws": idata.posterior["intercept"].values.ravel().tolist()}))
+if sys.argv[3] == "series":  # the ensemble's way: compiled with its data swappable
+    series = inf.SeriesSampler(spec.sampler)
+    idata = series(build_model(spec, data), seed=3)
+    hit = series.reused
+else:
+    idata = inf.sample(build_model(spec, data), spec.sampler, seed=3, progress=False)
+    hit = idata.attrs["compile_cache_hit"]
+print(json.dumps({"hit": hit, "draws": idata.posterior["intercept"].values.ravel().tolist()}))
 """
 
 
-def test_a_compiled_model_is_reused_by_a_later_process_only_for_the_same_model_and_data(tmp_path):
+@pytest.mark.parametrize("how", ["frozen", "series"])
+def test_a_compiled_model_is_reused_by_a_later_process_only_for_the_same_model_and_data(tmp_path, how):
     """nutpie's compiled log-density is found again in a new process (no 8 s recompile) for the same
-    model and data, and never for data it has not seen: a stale reuse would sample the wrong posterior."""
+    model and data, and never for data it has not seen: a stale reuse would sample the wrong posterior.
+    Both ways of compiling: a fit's (data frozen in) and an ensemble's (data swappable, ``SeriesSampler``)."""
     spec = tiny_spec(tmp_path, draws=30)
     unseen = str(int.from_bytes(os.urandom(4), "little"))  # outcomes no earlier run compiled
 
     def fit() -> dict:
-        done = subprocess.run([sys.executable, "-c", COMPILE_ONCE, str(spec), unseen],
+        done = subprocess.run([sys.executable, "-c", COMPILE_ONCE, str(spec), unseen, how],
                               capture_output=True, text=True, check=True, timeout=600)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
