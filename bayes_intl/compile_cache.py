@@ -53,17 +53,13 @@ def nutpie_compile_cache():
     cache trusts; the entries live in PyTensor's compile directory. If numba or PyTensor no longer
     have the hooks used here, fits compile as before.
     """
-    import hashlib
-    import importlib.metadata
-    import io
-
     try:
-        from numba.core import ccallback, serialize
+        from numba.core import ccallback
         from numba.core.caching import FunctionCache
-        from numba.core.dispatcher import Dispatcher
-        from numba.core.extending import _Intrinsic
         from pytensor import config
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+        closure_hash = _closure_hasher()
     except ImportError:
         yield CompileCache(False, [])
         return
@@ -71,29 +67,6 @@ def nutpie_compile_cache():
         yield CompileCache(False, [])
         return
     state = CompileCache(True, [])
-
-    class StablePickler(serialize.NumbaPickler):
-        # Keys are hashed, never unpickled: a dispatcher becomes a plain tuple naming what it compiles;
-        # the builtin `tuple` pickles by name, so the key does not change with this file's place or lines.
-        # (nutpie's own nested functions pickle with their file name: a new virtual environment compiles once.)
-        def reducer_override(self, obj):
-            if isinstance(obj, _Intrinsic):  # pickles with a per-process uuid: the ensemble's swappable models use one
-                return tuple, (("numba intrinsic", obj._name, obj._defn, obj._prefer_literal),)
-            if isinstance(obj, Dispatcher):
-                key = CACHED_SRC_FUNCTIONS.get(obj.py_func)
-                if key is not None:
-                    return tuple, (("pytensor numba function", key),)
-                return tuple, (("numba function", obj.py_func, obj.locals, obj.targetoptions),)
-            return super().reducer_override(obj)
-
-    # Module-level helpers pickle by name, not body, so the versions that define them are in the key.
-    versions = " ".join(f"{name} {importlib.metadata.version(name)}" for name in ("nutpie", "pytensor", "numpy"))
-
-    def closure_hash(py_func) -> str:
-        cells = tuple(cell.cell_contents for cell in py_func.__closure__ or ())
-        with io.BytesIO() as buffer:
-            StablePickler(buffer, protocol=4).dump(cells)
-            return hashlib.sha256(versions.encode() + py_func.__code__.co_code + buffer.getvalue()).hexdigest()
 
     class StableFunctionCache(FunctionCache):
         def __init__(self, py_func):
@@ -124,6 +97,43 @@ def nutpie_compile_cache():
         yield state
     finally:
         ccallback.FunctionCache = FunctionCache
+
+
+def _closure_hasher():
+    """A function's cache key from its code and closure, stable across processes (see ``nutpie_compile_cache``)."""
+    import hashlib
+    import importlib.metadata
+    import io
+
+    from numba.core import serialize
+    from numba.core.dispatcher import Dispatcher
+    from numba.core.extending import _Intrinsic
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    class StablePickler(serialize.NumbaPickler):
+        # Keys are hashed, never unpickled: a dispatcher becomes a plain tuple naming what it compiles;
+        # the builtin `tuple` pickles by name, so the key does not change with this file's place or lines.
+        # (nutpie's own nested functions pickle with their file name: a new virtual environment compiles once.)
+        def reducer_override(self, obj):
+            if isinstance(obj, _Intrinsic):  # pickles with a per-process uuid: the ensemble's swappable models use one
+                return tuple, (("numba intrinsic", obj._name, obj._defn, obj._prefer_literal),)
+            if isinstance(obj, Dispatcher):
+                key = CACHED_SRC_FUNCTIONS.get(obj.py_func)
+                if key is not None:
+                    return tuple, (("pytensor numba function", key),)
+                return tuple, (("numba function", obj.py_func, obj.locals, obj.targetoptions),)
+            return super().reducer_override(obj)
+
+    # Module-level helpers pickle by name, not body, so the versions that define them are in the key.
+    versions = " ".join(f"{name} {importlib.metadata.version(name)}" for name in ("nutpie", "pytensor", "numpy"))
+
+    def closure_hash(py_func) -> str:
+        cells = tuple(cell.cell_contents for cell in py_func.__closure__ or ())
+        with io.BytesIO() as buffer:
+            StablePickler(buffer, protocol=4).dump(cells)
+            return hashlib.sha256(versions.encode() + py_func.__code__.co_code + buffer.getvalue()).hexdigest()
+
+    return closure_hash
 
 
 @dataclass

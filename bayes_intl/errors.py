@@ -49,6 +49,15 @@ class InputError(BayesIntlError):
                 found = int(found)
             message += f", found {found!r}"
         super().__init__(message)
+        self._fields = (file, expected, {"column": column, "row": row, "found": found})
+
+    def __reduce__(self):  # raised in the analysis's second process, rebuilt whole in the first
+        file, expected, named = self._fields
+        return _rebuild, (type(self), (file, expected), named)
+
+
+def _rebuild(cls, args, named):
+    return cls(*args, **named)
 
 
 class UnreadableFileError(InputError):

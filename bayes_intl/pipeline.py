@@ -384,9 +384,8 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
 
     from .data import read_study_data, study_design
     from .reporting import ReportInputs
-    from .runs import FitsBeside
     from .spec import load_spec
-    from .store import file_hash, load
+    from .store import file_hash
     from .study import load_study
 
     study = study if hasattr(study, "figures") else load_study(study)
@@ -419,21 +418,7 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
                           lambda: _stage_baseline(out / "baseline", table, study), lambda d: _read_json(d["json"]))
     jobs = _fit_jobs(models, {m: survey.detail["survey"] if m in item_level else table_csv for m in models},
                      analysis, quick, out, fit_study)
-    # The item-level fits (the longest) run in a second process beside the others and the ensembles.
-    beside_jobs = {m: jobs[m] for m in item_level} if len(item_level) < len(models) or ensembles else {}
-    runs, fitted = {}, []
-    with FitsBeside(beside_jobs) as beside:
-        for spec_path in [m for m in models if m not in beside_jobs]:
-            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress)
-        for spec_path, members in ensembles:
-            name = f"ensemble {Path(spec_path).stem}"
-            fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
-                                     lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick,
-                                                             analysis.seed, fit_study, progress),
-                                     lambda d: load(d["folder"])).value)
-        for spec_path in beside_jobs:
-            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress, beside)
-    runs = [runs[m] for m in models]
+    runs, fitted = _model_stages(stages, jobs, item_level, ensembles, code, analysis, quick, out, fit_study, progress)
     outcome_runs = [r for r in runs if r.entry.outcome]
     run_keys = [r.name for r in runs]
     compare = stages.run("compare", _key("compare", code, run_keys),
@@ -451,6 +436,29 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
             "report_sections": report.detail.get("sections", []), "report_tables": report.detail.get("tables", []),
             "stages": [{"name": s.name, "reused": s.reused, "seconds": round(s.seconds, 1), "summary": s.summary,
                         "outputs": s.outputs} for s in stages.done]}
+
+
+def _model_stages(stages: _Stages, jobs: dict[str, dict], item_level: list[str], ensembles, code, analysis: Analysis,
+                  quick: bool, out: Path, study, progress: bool) -> tuple[list, list]:
+    """The fits (in the analysis's order) and the ensembles. The item-level fits, the longest, run in a second
+    process beside the others and the ensembles (``FitsBeside``)."""
+    from .runs import FitsBeside
+    from .store import file_hash, load
+
+    beside_jobs = {m: jobs[m] for m in item_level} if len(item_level) < len(jobs) or ensembles else {}
+    runs, fitted = {}, []
+    with FitsBeside(beside_jobs) as beside:
+        for spec_path in [m for m in jobs if m not in beside_jobs]:
+            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress)
+        for spec_path, members in ensembles:
+            name = f"ensemble {Path(spec_path).stem}"
+            fitted.append(stages.run(name, _key(name, code, members, file_hash(spec_path), quick, analysis.seed),
+                                     lambda: _stage_ensemble(out / "ensemble", spec_path, members, quick,
+                                                             analysis.seed, study, progress),
+                                     lambda d: load(d["folder"])).value)
+        for spec_path in beside_jobs:
+            runs[spec_path] = _fit_stage(stages, spec_path, jobs[spec_path], progress, beside)
+    return [runs[m] for m in jobs], fitted
 
 
 def _stage_ensemble(folder: Path, spec: str, members: int, quick: bool, seed: int, study, progress: bool):

@@ -226,7 +226,8 @@ class FitsBeside:
         import os
 
         self.jobs, self._pool, self._pending = jobs, None, {}
-        todo = {key: kw for key, kw in jobs.items() if saved_fit(**kw) is None}
+        self._saved = {key: saved_fit(**kw) for key, kw in jobs.items()}
+        todo = {key: kw for key, kw in jobs.items() if self._saved[key] is None}
         if not todo or (os.cpu_count() or 1) < 2:
             return
         # fork where there is one: a spawned process would import the user's own script again.
@@ -245,7 +246,7 @@ class FitsBeside:
             run = fit(**kw, reuse=True)
             run.reused = False
             return run, time.perf_counter() - started
-        return fit(**kw, reuse=True), None
+        return self._saved[key] or fit(**kw, reuse=True), None
 
     def __enter__(self):
         return self

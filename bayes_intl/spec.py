@@ -3,7 +3,8 @@
 A spec names a model from a closed set, its outcome predictors and their coding, its priors
 (from a closed set of distributions: no string from a file is ever evaluated) and its sampler
 settings. Unknown keys are refused with a "did you mean ...?" hint; defaults are merged as
-``defaults | user``.
+``defaults | user``. The analysis file (``models/analysis.toml``: which specs, seed and ensembles
+``bayes-intl run`` takes) is read here the same way.
 """
 
 from __future__ import annotations

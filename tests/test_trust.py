@@ -40,6 +40,48 @@ def test_same_spec_data_and_seed_give_bit_identical_tables(tmp_path):
     assert (other.folder / "table5.csv").read_bytes() != (first.folder / "table5.csv").read_bytes()
 
 
+def test_a_fit_beside_gives_the_same_run_as_a_fit_here_and_raises_its_errors_here(tmp_path, monkeypatch):
+    """The analysis fits item-level models in a second process (``FitsBeside``): the run it hands back is
+    bit-identical to the same fit in this process, and a fit that fails there fails here with its own error."""
+    from bayes_intl import inference
+    from bayes_intl.errors import InputError
+    from bayes_intl.runs import FitsBeside
+
+    spec = tiny_spec(tmp_path)
+    job = {"spec": spec, "seed": 11, "out": tmp_path / "beside", "command": "test"}
+    with FitsBeside({"good": job}) as beside:
+        run, seconds = beside.take("good")
+    assert seconds is not None and not run.reused  # fitted beside, not found saved
+
+    def failing(*args, **kwargs):
+        raise InputError("survey.csv", "a response from 1 to 5", column="q3", row=7, found=9)
+
+    monkeypatch.setattr(inference, "sample", failing)  # the second process is forked: it inherits the patch
+    with FitsBeside({"bad": job | {"seed": 12}}) as beside:
+        with pytest.raises(InputError) as raised:
+            beside.take("bad")
+    assert str(raised.value) == "file survey.csv, column 'q3', row 7 (line 8): expected a response from 1 to 5, found 9"
+    assert (raised.value.column, raised.value.row, raised.value.exit_code) == ("q3", 7, 2)
+    monkeypatch.undo()
+    here = fit_run(spec, seed=11, out=tmp_path / "here", progress=False, command="test")
+    for name in ("table5.csv", "coefficients.csv"):
+        assert (run.folder / name).read_bytes() == (here.folder / name).read_bytes(), name
+    with FitsBeside({"good": job}) as again:  # saved now: loaded, no second process
+        assert again.take("good")[1] is None and again._pool is None
+
+
+def test_an_error_here_stops_the_fit_beside_at_once(tmp_path):
+    from bayes_intl.runs import FitsBeside
+
+    spec = tiny_spec(tmp_path, draws=5000)
+    with pytest.raises(RuntimeError, match="stop"):
+        with FitsBeside({"long": {"spec": spec, "seed": 1, "out": tmp_path / "runs"}}) as beside:
+            workers = list(beside._pool._pool)
+            raise RuntimeError("stop")
+    assert workers and not any(w.is_alive() for w in workers)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/run.json"))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("when", ["compiling", "drawing"])
 def test_killed_mid_sampling_leaves_earlier_runs_intact_and_nothing_complete(tmp_path, sig, when):
