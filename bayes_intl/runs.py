@@ -218,7 +218,8 @@ class FitsBeside:
     two fits side by side take about three quarters of the time of one after the other
     (benchmarks/results.md). Each fit is saved under its ``out`` and ``take`` loads it from there
     (``fit``'s reuse), so its numbers are those of the same fit run here. Fits already saved, and
-    every fit on a one-core machine, are left to ``take`` to load or fit here.
+    every fit on a one-core machine or where processes cannot be forked (Windows, macOS), are left
+    to ``take`` to load or fit here.
     """
 
     def __init__(self, jobs: dict[str, dict]):
@@ -228,11 +229,12 @@ class FitsBeside:
         self.jobs, self._pool, self._pending = jobs, None, {}
         self._saved = {key: saved_fit(**kw) for key, kw in jobs.items()}
         todo = {key: kw for key, kw in jobs.items() if self._saved[key] is None}
-        if not todo or (os.cpu_count() or 1) < 2:
+        # Forked only: a spawned process would import the user's own script again, and on macOS forking
+        # a process that has loaded Apple's system libraries is unsafe. Elsewhere every fit runs here.
+        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+        if not todo or (os.cpu_count() or 1) < 2 or not forks:
             return
-        # fork where there is one: a spawned process would import the user's own script again.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self._pool = multiprocessing.get_context(method).Pool(1, initializer=_quiet_worker,
+        self._pool = multiprocessing.get_context("fork").Pool(1, initializer=_quiet_worker,
                                                               initargs=(logging.getLogger().level,))
         self._pending = {key: (time.perf_counter(), self._pool.apply_async(_fit_saved, kwds=kw))
                          for key, kw in todo.items()}

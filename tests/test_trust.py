@@ -70,6 +70,19 @@ def test_a_fit_beside_gives_the_same_run_as_a_fit_here_and_raises_its_errors_her
         assert again.take("good")[1] is None and again._pool is None
 
 
+def test_where_processes_cannot_fork_every_fit_runs_here(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from bayes_intl import runs
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    job = {"spec": tiny_spec(tmp_path), "seed": 11, "out": tmp_path / "runs", "command": "test"}
+    with runs.FitsBeside({"job": job}) as beside:
+        assert beside._pool is None
+        run, seconds = beside.take("job")
+    assert seconds is None and not run.reused and (run.folder / "run.json").exists()
+
+
 def test_an_error_here_stops_the_fit_beside_at_once(tmp_path):
     from bayes_intl.runs import FitsBeside
 
