@@ -307,10 +307,9 @@ def _stage_baseline(folder: Path, table, study=None):
             {"json": payload["written"][2]}, payload)
 
 
-def _fit_jobs(models: list[str], data: dict[str, str], analysis: Analysis, quick: bool, out: Path,
-              study) -> dict[str, dict]:
+def _fit_jobs(models: list[str], data: dict[str, str], analysis: Analysis, quick: bool, out: Path, study,
+              command: str) -> dict[str, dict]:
     """``fit``'s arguments for each model of the analysis."""
-    command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     return {m: {"spec": m, "data": data[m], "seed": analysis.seed, "quick": quick, "out": out / "runs",
                 "command": command, "study": study} for m in models}
 
@@ -416,15 +415,15 @@ def run_analysis(analysis: Analysis, *, quick: bool = False, full: bool = False,
                             lambda: _stage_survey(out / "survey", table, analysis.seed), lambda d: None)
     baseline = stages.run("baseline", _key("baseline", code, table_sha),
                           lambda: _stage_baseline(out / "baseline", table, study), lambda d: _read_json(d["json"]))
+    command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     jobs = _fit_jobs(models, {m: survey.detail["survey"] if m in item_level else table_csv for m in models},
-                     analysis, quick, out, fit_study)
+                     analysis, quick, out, fit_study, command)
     runs, fitted = _model_stages(stages, jobs, item_level, ensembles, code, analysis, quick, out, fit_study, progress)
     outcome_runs = [r for r in runs if r.entry.outcome]
     run_keys = [r.name for r in runs]
     compare = stages.run("compare", _key("compare", code, run_keys),
                          lambda: _stage_compare(out / "compare", outcome_runs),
                          lambda d: pd.read_csv(d["csv"]) if d.get("csv") else None)
-    command = f"bayes-intl run {analysis.source}{' --quick' if quick else ''}"
     inputs = ReportInputs.collect(runs, audit.value, recon.value, baseline.value, compare.value, command,
                                   fitted)
     report = stages.run("report", _key("report", code, run_keys, analysis.source, quick),

@@ -216,8 +216,8 @@ class FitsBeside:
 
     Sampling keeps both cores busy, but the predictive draws, the gate, the tables and compiling use one:
     two fits side by side take about three quarters of the time of one after the other
-    (benchmarks/results.md). Each fit is saved under its ``out`` and ``take`` loads it from there
-    (``fit``'s reuse), so its numbers are those of the same fit run here. Fits already saved, and
+    (benchmarks/results.md). Each fit is saved under its ``out`` and ``take`` loads that folder, so
+    its numbers are those of the same fit run here. Fits already saved, and
     every fit on a one-core machine or where processes cannot be forked (Windows, macOS), are left
     to ``take`` to load or fit here.
     """
@@ -241,14 +241,12 @@ class FitsBeside:
 
     def take(self, key: str) -> tuple[FittedRun, float | None]:
         """The run of job ``key`` and the seconds its fit beside took (None: loaded or fitted here)."""
-        kw = self.jobs[key]
+        from .store import load
+
         if key in self._pending:
             started, pending = self._pending.pop(key)
-            pending.get()  # the worker's exception, if any, is raised here
-            run = fit(**kw, reuse=True)
-            run.reused = False
-            return run, time.perf_counter() - started
-        return self._saved[key] or fit(**kw, reuse=True), None
+            return load(pending.get()), time.perf_counter() - started  # the worker's exception is raised here
+        return self._saved[key] or fit(**self.jobs[key], reuse=True), None
 
     def __enter__(self):
         return self
