@@ -19,7 +19,8 @@ blas:
 $(STAMP): pyproject.toml | blas
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools prints a banner about editable installs: a builder's warning, not the user's
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # The tests fit the four models many times: compile them once first. (`make analysis` needs no such step:
