@@ -171,7 +171,7 @@ def _sbc_chunk(spec_path: str, data_path: str | None, indices: list[int], truths
         try:
             idata = nutpie.sample(compiled.with_data(**updates), chains=settings.chains, draws=settings.draws,
                                   tune=settings.tune, seed=settings.seed + 1 + i, target_accept=settings.target_accept,
-                                  progress_bar=False)
+                                  progress_bar=False, save_warmup=False)
         except RuntimeError as exc:  # no finite starting point for this simulated data set: recorded, not ranked
             log.warning("SBC simulation %d: the sampler could not start (%s)", i, str(exc).splitlines()[0])
             rows += [{"sim": i, "parameter": name, "truth": float(true[i]), "rank": -1, "divergences": -1}
