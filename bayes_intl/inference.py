@@ -131,14 +131,71 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
         # coarsened_latent's Beta density on the latent index is a Potential, which predictive sampling
         # ignores. Table 5 does not use those draws (its CAPINNO levels are the band centres).
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
-        prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=seed)
-        idata.extend(prior)
-        observed = [rv.name for rv in model.observed_RVs]
-        ppc = pm.sample_posterior_predictive(idata, var_names=observed, random_seed=seed + 1, progressbar=False)
-        idata.extend(ppc)
+        idata.extend(prior_predictive(model, prior_draws, seed))
+        idata.extend(posterior_predictive(model, idata, seed + 1))
         if spec.entry.outcome:
             pm.compute_log_likelihood(idata, var_names=[outcome], progressbar=False)
             pm.compute_log_prior(idata, progressbar=False)  # for power-scaling sensitivity (claims.py)
+
+
+PREDICTIVE_CHUNK = 500  # posterior draws per vectorised call: bounds the memory of one call on a large survey
+
+
+def _vectorised(outputs: list, replace: dict, inputs: list, seed: int):
+    """``outputs`` as one compiled function drawing for many parameter sets per call: ``replace`` swaps
+    variables for versions with a leading draw dimension (``inputs``: those the function takes). None
+    where the graph has a step that cannot be vectorised.
+
+    PyMC draws predictions with one call per draw, whose overhead was most of a run's predictive time.
+    Each random variable keeps its own generator, seeded as PyMC seeds it, and a vectorised draw consumes
+    it in the same order: the draws are PyMC's for the same seed, to floating-point rounding."""
+    import pytensor
+    from pymc.pytensorf import compile as compile_fn
+    from pymc.sampling.forward import _get_seeds_per_chain
+    from pytensor.graph.replace import vectorize_graph
+
+    try:
+        vectorised = vectorize_graph(outputs, replace=replace)
+    except NotImplementedError as exc:
+        log.debug("predictive draws one at a time: %s", exc)
+        return None
+    (seed,) = _get_seeds_per_chain(seed, 1)
+    # NumPy per operation and no C compilation: each operation runs once over all draws of a call.
+    mode = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
+    return compile_fn(inputs, vectorised, random_seed=seed, mode=mode, on_unused_input="ignore",
+                      allow_input_downcast=True, accept_inplace=True)
+
+
+def prior_predictive(model: pm.Model, draws: int, seed: int) -> az.InferenceData:
+    """``pm.sample_prior_predictive`` (every random and derived variable), all draws in one call."""
+    from pymc.distributions.shape_utils import change_dist_size
+    from pytensor.graph.traversal import ancestors
+
+    names = sorted({v.name for v in model.basic_RVs + model.deterministics})
+    rvs = set(model.basic_RVs)
+    roots = [rv for rv in model.basic_RVs if not set(ancestors(rv.owner.inputs)) & rvs]
+    replace = {rv: change_dist_size(rv, new_size=(draws,), expand=True) for rv in roots}
+    fn = _vectorised([model[n] for n in names], replace, [], seed)
+    if fn is None:
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+    return pm.to_inference_data(prior=dict(zip(names, fn())), model=model)
+
+
+def posterior_predictive(model: pm.Model, idata: az.InferenceData, seed: int) -> az.InferenceData:
+    """``pm.sample_posterior_predictive`` of the observed variables, PREDICTIVE_CHUNK draws per call."""
+    observed = [rv.name for rv in model.observed_RVs]
+    free = [rv for rv in model.free_RVs]
+    batched = {rv: rv.type.clone(shape=(None, *rv.type.shape))(name=rv.name) for rv in free}
+    fn = _vectorised([model[n] for n in observed], batched, list(batched.values()), seed)
+    if fn is None:
+        return pm.sample_posterior_predictive(idata, var_names=observed, random_seed=seed, progressbar=False)
+    posterior = idata.posterior
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    flat = [posterior[rv.name].to_numpy().reshape((chains * draws, *posterior[rv.name].shape[2:])) for rv in free]
+    chunks = [fn(*[a[i:i + PREDICTIVE_CHUNK] for a in flat]) for i in range(0, chains * draws, PREDICTIVE_CHUNK)]
+    values = {n: np.concatenate(parts).reshape((chains, draws, *parts[0].shape[1:]))
+              for n, parts in zip(observed, zip(*chunks))}
+    return pm.to_inference_data(posterior_predictive=values, model=model)
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold

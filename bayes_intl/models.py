@@ -141,7 +141,9 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         if varying:
             z_slope = pm.Normal("z_slope", 0, 1, dims=("group", "varying"))
             index = [names.index(v) for v in varying]
-            slopes = pt.set_subtensor(slopes[:, index], slopes[:, index] + group_sd[None, :] * z_slope)
+            # rows of the transpose: an indexed assignment without a slice, which vectorises over draws
+            deviation = (group_sd[None, :] * z_slope).T
+            slopes = pt.set_subtensor(slopes.T[index], slopes.T[index] + deviation).T
         group_slope = pm.Deterministic("group_slope", slopes, dims=("group", "term"))
         eta = group_intercept[g] + (x * group_slope[g]).sum(axis=1)
         if spec.municipality and "municipality" in firms.columns:
@@ -187,12 +189,18 @@ def ordered_logit_logp(value, eta, cutpoints, item=None):
 
 def ordered_logit_random(eta, cutpoints, item=None, rng=None, size=None):
     """Draw categories 0..K: the count of cutpoints below eta plus standard logistic noise
-    (``item``: each response's row of ``cutpoints``, as in ``ordered_logit_logp``)."""
+    (``item``: each response's row of ``cutpoints``, as in ``ordered_logit_logp``). Leading batch
+    dimensions (one per posterior draw, when predictions are drawn for all draws at once) are kept."""
     eta, cut = np.asarray(eta), np.asarray(cutpoints)
-    if item is not None:  # a signature's batch dimensions of the cutpoints are all of length 1
-        cut = cut.reshape(cut.shape[-2:])[np.asarray(item)]
-    shape = size if size is not None else eta.shape
+    core = eta.shape[-1:] if item is None else ()  # ``size`` is the batch shape, without the signature's core
+    shape = tuple(size) + core if size is not None else eta.shape
     latent = np.broadcast_to(eta, shape) + rng.logistic(size=shape)
+    if item is None:  # cut: [draws,] item x K against latent [draws,] firm x item: one axis for the firms
+        missing = latent.ndim - 1 - (cut.ndim - 2)
+        cut = cut.reshape(cut.shape[:-2] + (1,) * missing + cut.shape[-2:])
+    else:  # one row of cutpoints per response: [draws,] response x K
+        cut = cut.reshape((-1,) + cut.shape[-2:])[:, np.asarray(item).reshape(-1)]
+        cut = cut[0] if len(cut) == 1 else cut
     return (latent[..., None] > cut).sum(axis=-1)
 
 
@@ -355,7 +363,7 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
         obs = _responses(model, f"items_{label}", values[:, idx] - levels[0], integer=True)
         if obs.complete:
             pm.CustomDist(obs.name, predictor(idx), cutpoints, logp=ordered_logit_logp, random=ordered_logit_random,
-                          dtype="int64", observed=obs.values, dims=obs.dims)
+                          signature="(i),(i,k)->(i)", dtype="int64", observed=obs.values, dims=obs.dims)
         else:  # one entry per given response, each with its item's row of cutpoints
             pm.CustomDist(obs.name, obs.at(predictor(idx)), cutpoints, obs.item, logp=ordered_logit_logp,
                           random=ordered_logit_random, signature="(),(i,k),()->()", dtype="int64",

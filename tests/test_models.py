@@ -235,7 +235,9 @@ def test_ordered_logit_matches_pymc_and_its_draws_follow_it():
     assert all(np.isfinite(g).all() for g in grads)
 
     draws = 20000
-    one = ordered_logit_random(np.full((draws, 1), 0.7), cut[:1], rng=np.random.default_rng(5), size=(draws, 1))
+    # As PyMC calls it under the signature "(i),(i,k)->(i)": size is the batch shape, without the item axis.
+    one = ordered_logit_random(np.full((draws, 1), 0.7), cut[:1], rng=np.random.default_rng(5), size=(draws,))
+    assert one.shape == (draws, 1)
     expected = np.exp(pm.logp(pm.OrderedLogistic.dist(eta=0.7, cutpoints=cut[0]), np.arange(5)).eval())
     observed = np.bincount(one.ravel(), minlength=5) / draws
     # Five binomial standard errors per category.
@@ -303,3 +305,42 @@ def test_the_gate_skips_the_unit_diagonal_of_a_correlation_matrix():
                          sample_stats={"diverging": np.zeros((2, 100), bool)})
     failing = inf.diagnose(idata, ["factor_corr", "loading"]).failing
     assert not [f for f in failing if "[0, 0]" in f or "[1, 1]" in f] and any("[0, 1]" in f for f in failing)
+
+
+def test_predictive_draws_for_all_draws_at_once_equal_pymcs_draw_by_draw(monkeypatch):
+    """The vectorised prior and posterior predictive give PyMC's own draws for the same seed (every random and
+    derived variable), on the outcome models and on an item-level model with all item kinds and missing responses;
+    the posterior draws in chunks (of 7 here), as a large survey's are."""
+    import arviz as az
+    import pymc as pm
+
+    from bayes_intl.compile_cache import without_initvals
+    from bayes_intl.data import ModelData, load_default
+    from bayes_intl.simulate import codebook_dict, simulate_survey
+    from bayes_intl.survey import codebook_from_dict, validate_survey
+
+    monkeypatch.setattr(inf, "PREDICTIVE_CHUNK", 7)
+    frame = simulate_survey(load_default(), seed=5).frame
+    frame.loc[[1, 7, 30], "eo_objectives"] = np.nan
+    frame.loc[[2, 9], "cap_fund_sources"] = np.nan
+    survey = validate_survey(frame, codebook_from_dict(codebook_dict() | {"missing": {"policy": "model"}}), source="holed")
+    holed = ModelData(survey.firms, survey, survey.source, survey.provenance, survey.design)
+    cases = [(load_spec(MODELS_DIR / "hierarchical_logit.toml"), None),
+             (load_spec(MODELS_DIR / "latent_factor.toml"), None),
+             (load_spec(MODELS_DIR / "measurement_only.toml"), holed)]
+    for spec, data in cases:
+        model = build_model(spec, data if data is not None else model_data(spec))
+        with without_initvals(model), model:
+            ours = inf.prior_predictive(model, 40, seed=3)
+            pymc = pm.sample_prior_predictive(draws=40, random_seed=3)
+            for group in ("prior", "prior_predictive"):
+                assert set(ours[group].data_vars) == set(pymc[group].data_vars)
+                for name in pymc[group].data_vars:
+                    np.testing.assert_allclose(ours[group][name], pymc[group][name], rtol=1e-9, err_msg=name)
+            posterior = az.InferenceData(posterior=pymc.prior.isel(draw=slice(0, 30))[[v.name for v in model.free_RVs]])
+            ours = inf.posterior_predictive(model, posterior, seed=4).posterior_predictive
+            pymc = pm.sample_posterior_predictive(posterior, random_seed=4, progressbar=False).posterior_predictive
+            assert set(ours.data_vars) == set(pymc.data_vars) == {rv.name for rv in model.observed_RVs}
+            for name in pymc.data_vars:
+                assert ours[name].dims == pymc[name].dims
+                np.testing.assert_allclose(ours[name], pymc[name], rtol=1e-9, err_msg=name)
