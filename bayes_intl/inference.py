@@ -148,7 +148,9 @@ def _vectorised(outputs: list, replace: dict, inputs: list, seed: int):
 
     PyMC draws predictions with one call per draw, whose overhead was most of a run's predictive time.
     Each random variable keeps its own generator, seeded as PyMC seeds it, and a vectorised draw consumes
-    it in the same order: the draws are PyMC's for the same seed, to floating-point rounding."""
+    it in the same order: the draws are PyMC's for the same seed, to floating-point rounding. The posterior
+    predictive conditions on every posterior variable (PyMC redraws from the prior any variable it takes for
+    data-dependent when the sampler's output lacks the constant data: coarsened_latent's latent index)."""
     import pytensor
     from pymc.pytensorf import compile as compile_fn
     from pymc.sampling.forward import _get_seeds_per_chain
