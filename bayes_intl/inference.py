@@ -186,7 +186,7 @@ def prior_predictive(model: pm.Model, draws: int, seed: int) -> az.InferenceData
 def posterior_predictive(model: pm.Model, idata: az.InferenceData, seed: int) -> az.InferenceData:
     """``pm.sample_posterior_predictive`` of the observed variables, PREDICTIVE_CHUNK draws per call."""
     observed = [rv.name for rv in model.observed_RVs]
-    free = [rv for rv in model.free_RVs]
+    free = list(model.free_RVs)
     batched = {rv: rv.type.clone(shape=(None, *rv.type.shape))(name=rv.name) for rv in free}
     fn = _vectorised([model[n] for n in observed], batched, list(batched.values()), seed)
     if fn is None:

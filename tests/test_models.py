@@ -344,3 +344,27 @@ def test_predictive_draws_for_all_draws_at_once_equal_pymcs_draw_by_draw(monkeyp
             for name in pymc.data_vars:
                 assert ours[name].dims == pymc[name].dims
                 np.testing.assert_allclose(ours[name], pymc[name], rtol=1e-9, err_msg=name)
+
+
+def test_a_graph_that_cannot_be_vectorised_gets_pymcs_draws_one_at_a_time(monkeypatch):
+    """Where PyTensor cannot vectorise a step of a model's graph, the predictive draws come from PyMC's own
+    per-draw functions: the same variables and the same draws as calling PyMC directly."""
+    import arviz as az
+    import pymc as pm
+    import pytensor.graph.replace
+
+    def refuse(*_, **__):
+        raise NotImplementedError("no vectorised form of this step")
+
+    monkeypatch.setattr(pytensor.graph.replace, "vectorize_graph", refuse)
+    spec = load_spec(MODELS_DIR / "paper_logit.toml")
+    model = build_model(spec, model_data(spec))
+    with model:
+        ours = inf.prior_predictive(model, 20, seed=5)
+        pymc = pm.sample_prior_predictive(draws=20, random_seed=5)
+        np.testing.assert_array_equal(ours.prior_predictive["internationalized"],
+                                      pymc.prior_predictive["internationalized"])
+        posterior = az.InferenceData(posterior=pymc.prior[[v.name for v in model.free_RVs]])
+        ours = inf.posterior_predictive(model, posterior, seed=6).posterior_predictive["internationalized"]
+        pymc = pm.sample_posterior_predictive(posterior, random_seed=6, progressbar=False).posterior_predictive
+        np.testing.assert_array_equal(ours, pymc["internationalized"])
