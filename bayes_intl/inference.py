@@ -153,12 +153,13 @@ def _vectorised(outputs: list, replace: dict, inputs: list, seed: int):
     data-dependent when the sampler's output lacks the constant data: coarsened_latent's latent index)."""
     import pytensor
     from pymc.pytensorf import compile as compile_fn
-    from pymc.sampling.forward import _get_seeds_per_chain
     from pytensor.graph.replace import vectorize_graph
 
     try:
+        from pymc.sampling.forward import _get_seeds_per_chain  # PyMC's own seed derivation (private: may move)
+
         vectorised = vectorize_graph(outputs, replace=replace)
-    except NotImplementedError as exc:
+    except (ImportError, NotImplementedError) as exc:
         log.debug("predictive draws one at a time: %s", exc)
         return None
     (seed,) = _get_seeds_per_chain(seed, 1)
