@@ -148,9 +148,7 @@ def _vectorised(outputs: list, replace: dict, inputs: list, seed: int):
 
     PyMC draws predictions with one call per draw, whose overhead was most of a run's predictive time.
     Each random variable keeps its own generator, seeded as PyMC seeds it, and a vectorised draw consumes
-    it in the same order: the draws are PyMC's for the same seed, to floating-point rounding. The posterior
-    predictive conditions on every posterior variable (PyMC redraws from the prior any variable it takes for
-    data-dependent when the sampler's output lacks the constant data: coarsened_latent's latent index)."""
+    it in the same order: the draws are PyMC's for the same seed, to floating-point rounding."""
     import pytensor
     from pymc.pytensorf import compile as compile_fn
     from pytensor.graph.replace import vectorize_graph
@@ -185,7 +183,10 @@ def prior_predictive(model: pm.Model, draws: int, seed: int) -> az.InferenceData
 
 
 def posterior_predictive(model: pm.Model, idata: az.InferenceData, seed: int) -> az.InferenceData:
-    """``pm.sample_posterior_predictive`` of the observed variables, PREDICTIVE_CHUNK draws per call."""
+    """``pm.sample_posterior_predictive`` of the observed variables, PREDICTIVE_CHUNK draws per call, conditioned
+    on every posterior variable (PyMC's call redraws from the prior any variable it takes for data-dependent when
+    the sampler's output lacks the constant data: coarsened_latent's latent index). The draws are inputs, not
+    constants as in PyMC's ``vectorize_over_posterior``, so one compiled function serves every chunk."""
     observed = [rv.name for rv in model.observed_RVs]
     free = list(model.free_RVs)
     batched = {rv: rv.type.clone(shape=(None, *rv.type.shape))(name=rv.name) for rv in free}
