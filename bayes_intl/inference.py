@@ -262,11 +262,26 @@ def _score_shortfall(summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return bad[~bad.index.duplicated()], note
 
 
+def _mirrored_entries(posterior, names: list[str]) -> list[str]:
+    """Summary labels of the upper triangle of each symmetric matrix (a correlation matrix): the same draws as
+    the lower triangle, so each correlation is judged and listed once."""
+    labels = []
+    for name in names:
+        values = posterior[name]
+        if values.ndim != 4 or values.shape[-1] != values.shape[-2]:
+            continue
+        if not np.array_equal(values.values, np.swapaxes(values.values, -1, -2)):
+            continue
+        rows, cols = (values.coords[dim].values for dim in values.dims[-2:])
+        labels += [f"{name}[{rows[i]}, {cols[j]}]" for i in range(len(rows)) for j in range(i + 1, len(cols))]
+    return labels
+
+
 def diagnose(idata: az.InferenceData, names: list[str], scores: tuple[str, ...] = ()) -> Diagnostics:
     """The gate every run must pass (``GATE_POLICY``): ``names`` are parameters, ``scores`` per-respondent scores."""
     summary = az.summary(idata, var_names=list(names) + list(scores), kind="diagnostics")
     constant = summary["r_hat"].isna() & (summary["mcse_mean"] == 0)  # a correlation matrix's unit diagonal
-    summary = summary[~constant]
+    summary = summary[~(constant | summary.index.isin(_mirrored_entries(idata.posterior, names)))]
     is_score = summary.index.str.split("[").str[0].isin(list(scores))
     divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
     params = summary[~is_score]
