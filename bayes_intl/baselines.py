@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
+import statsmodels.formula.api as smf  # not statsmodels.api: a second's import of every model for one GLM
+from statsmodels.genmod.families import Binomial
 from scipy import stats
 
 from .data import OutcomeData
@@ -92,7 +92,7 @@ def _glm(formula: str, long: pd.DataFrame):
 
     from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
-    model = smf.glm(formula, data=long, family=sm.families.Binomial(), freq_weights=long["weight"].to_numpy())
+    model = smf.glm(formula, data=long, family=Binomial(), freq_weights=long["weight"].to_numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PerfectSeparationWarning)
         return model.fit()
