@@ -12,7 +12,7 @@ coarsened_latent (the spec's banded predictor: CAPINNO, or a study's banded inde
     logit P(y_i = 1) = a + b_capinno capinno_i + sum_k b_k x_ik
 latent_factor (second-order)::
     eta_i ~ N(0, 1);  f_id = (gamma_d eta_i + zeta_id) / sqrt(1 + gamma_d^2),  zeta_id ~ N(0, 1),  gamma_d > 0
-    item j of dimension d: ordinal ~ ordered logit(lambda_j f_id, cutpoints_j) (see ordered_logit_logp),
+    item j of dimension d: ordinal ~ ordered logit(lambda_j f_id, cutpoints_j) (ordinal.py),
     binary ~ Bernoulli(logit = tau_j + lambda_j f_id), count ~ Poisson(exp(tau_j + lambda_j f_id)),
     continuous (standardized) ~ N(tau_j + lambda_j f_id, sigma_j),  lambda_j > 0
     outcome: the hierarchical logit with capinno_i = eta_i
@@ -36,6 +36,7 @@ import pytensor.tensor as pt
 
 from .data import Design, ModelData
 from .errors import SpecError
+from .ordinal import ordered_logit_logp, ordered_logit_random
 from .spec import Prior, Spec
 from .survey import SurveyData
 
@@ -156,63 +157,6 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
             eta = eta + (muni_sd * z_muni)[m]
     outcome = data.design.outcome
     pm.Bernoulli(outcome, logit_p=eta, dims="firm", observed=_observed(outcome, firms[outcome].to_numpy(), ("firm",)))
-
-
-def ordered_logit_logp(value, eta, cutpoints, item=None):
-    """Ordered-logit log-probability of each observed category, without the full probability table.
-
-    P(y = k) = sigmoid(eta - c_k) - sigmoid(eta - c_k+1), with c_0 = -inf and c_K+1 = +inf, is computed
-    stably as log(1 - exp(c_k - c_k+1)) - softplus(c_k - eta) - softplus(eta - c_k+1), dropping the terms
-    of an infinite edge. Same values as ``pm.OrderedLogistic`` at about half its gradient cost: the
-    first term is taken per item and category, not per response, and nothing is built for unobserved
-    categories. ``cutpoints`` is item x K; ``value`` and ``eta`` are firm x item, or any shape with
-    ``item`` (same shape) saying which item's cutpoints each response uses (the missing-response path).
-    """
-    if cutpoints.ndim > 2:  # a signature's batch dimensions, all of length 1 (a reshape fails loudly otherwise)
-        cutpoints = cutpoints.reshape(cutpoints.shape[-2:])
-    n_item, n_cut = cutpoints.shape[0], cutpoints.shape[1]
-    if item is None:
-        item = pt.arange(n_item)[None, :]
-    # Finite stand-ins for the infinite edges keep every gradient finite (JAX differentiates both
-    # sides of a where); the masks drop their terms.
-    edges = pt.concatenate([cutpoints[:, :1] - 1, cutpoints, cutpoints[:, -1:] + 1], axis=1).ravel()
-    zero = pt.zeros((n_item, 1))
-    gap = pt.concatenate([zero, pt.log1mexp(cutpoints[:, :-1] - cutpoints[:, 1:]), zero], axis=1).ravel()
-    at = (value + item * (n_cut + 2)).ravel()  # each response -> position of its c_k in the flat edges
-    lower = edges[at].reshape(value.shape)
-    upper = edges[at + 1].reshape(value.shape)
-    between = gap[(value + item * (n_cut + 1)).ravel()].reshape(value.shape)
-    has_lower = pt.gt(value, 0).astype("float64")
-    has_upper = pt.lt(value, n_cut).astype("float64")
-    return between - pt.softplus(lower - eta) * has_lower - pt.softplus(eta - upper) * has_upper
-
-
-def ordered_logit_random(eta, cutpoints, item=None, rng=None, size=None):
-    """Draw categories 0..K: the count of cutpoints below eta plus standard logistic noise
-    (``item``: each response's row of ``cutpoints``, as in ``ordered_logit_logp``). Leading batch
-    dimensions (one per posterior draw, when predictions are drawn for all draws at once) are kept.
-    Cutpoints are compared one at a time, or one item at a time, never copied once per response and
-    cutpoint: a large survey's 500 draws x 64,000 responses x 5 cutpoints would be gigabytes."""
-    eta, cut = np.asarray(eta), np.asarray(cutpoints)
-    core = eta.shape[-1:] if item is None else ()  # ``size`` is the batch shape, without the signature's core
-    shape = tuple(size) + core if size is not None else eta.shape
-    latent = np.broadcast_to(eta, shape) + rng.logistic(size=shape)
-    drawn = np.zeros(latent.shape, dtype=np.int64)
-    if item is None:  # cut: [draws,] item x K against latent [draws,] firm x item: one axis for the firms
-        missing = latent.ndim - 1 - (cut.ndim - 2)
-        cut = cut.reshape(cut.shape[:-2] + (1,) * missing + cut.shape[-2:])
-        for k in range(cut.shape[-1]):
-            drawn += latent > cut[..., k]
-        return drawn
-    item = np.asarray(item).reshape(-1)
-    cut = cut.reshape((-1,) + cut.shape[-2:])  # [draws or 1] x item x K against latent [draws,] response
-    for j in np.unique(item):
-        at = np.flatnonzero(item == j)
-        given, count = latent[..., at], np.zeros(latent.shape[:-1] + at.shape, dtype=np.int64)
-        for k in range(cut.shape[-1]):
-            count += given > (cut[:, j, k, None] if len(cut) > 1 else cut[0, j, k])
-        drawn[..., at] = count
-    return drawn
 
 
 def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):
