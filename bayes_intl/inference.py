@@ -134,8 +134,7 @@ def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed
         idata.extend(prior_predictive(model, prior_draws, seed))
         idata.extend(posterior_predictive(model, idata, seed + 1))
         if spec.entry.outcome:
-            pm.compute_log_likelihood(idata, var_names=[outcome], progressbar=False)
-            pm.compute_log_prior(idata, progressbar=False)  # for power-scaling sensitivity (claims.py)
+            add_log_densities(idata, model, outcome)
 
 
 PREDICTIVE_CHUNK = 500  # posterior draws per vectorised call: bounds the memory of one call on a large survey
@@ -193,13 +192,43 @@ def posterior_predictive(model: pm.Model, idata: az.InferenceData, seed: int) ->
     fn = _vectorised([model[n] for n in observed], batched, list(batched.values()), seed)
     if fn is None:
         return pm.sample_posterior_predictive(idata, var_names=observed, random_seed=seed, progressbar=False)
-    posterior = idata.posterior
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    flat = [posterior[rv.name].to_numpy().reshape((chains * draws, *posterior[rv.name].shape[2:])) for rv in free]
-    chunks = [fn(*[a[i:i + PREDICTIVE_CHUNK] for a in flat]) for i in range(0, chains * draws, PREDICTIVE_CHUNK)]
-    values = {n: np.concatenate(parts).reshape((chains, draws, *parts[0].shape[1:]))
-              for n, parts in zip(observed, zip(*chunks))}
+    values = _over_draws(fn, idata.posterior, [rv.name for rv in free], observed)
     return pm.to_inference_data(posterior_predictive=values, model=model)
+
+
+def _over_draws(fn, posterior, inputs: list[str], outputs: list[str]) -> dict[str, np.ndarray]:
+    """``fn`` of the posterior's ``inputs``, PREDICTIVE_CHUNK draws per call, as chain x draw arrays by name."""
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    flat = [posterior[n].to_numpy().reshape((chains * draws, *posterior[n].shape[2:])) for n in inputs]
+    chunks = [fn(*[a[i:i + PREDICTIVE_CHUNK] for a in flat]) for i in range(0, chains * draws, PREDICTIVE_CHUNK)]
+    return {n: np.concatenate(parts).reshape((chains, draws, *parts[0].shape[1:]))
+            for n, parts in zip(outputs, zip(*chunks))}
+
+
+def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) -> None:
+    """The outcome's pointwise log-likelihood (``log_likelihood``, for PSIS-LOO) and each free variable's
+    log-prior density (``log_prior``, for power-scaling sensitivity) of every posterior draw: the groups
+    ``pm.compute_log_likelihood`` and ``pm.compute_log_prior`` add, with one call per chunk of draws
+    instead of one per draw."""
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    umodel = remove_value_transforms(model)  # the posterior holds the variables' values, not their transforms
+    free = [rv.name for rv in umodel.free_RVs]
+    values = [umodel.rvs_to_values[umodel[n]] for n in free]
+    batched = {v: v.type.clone(shape=(None, *v.type.shape))(name=v.name) for v in values}
+    densities = umodel.logp(vars=[umodel[outcome], *umodel.free_RVs], sum=False)
+    fn = _vectorised(densities, batched, list(batched.values()), seed=0)
+    if fn is None:
+        with umodel:
+            pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=False)
+            pm.compute_log_prior(idata, model=model, progressbar=False)
+        return
+    coords, dims = coords_and_dims_for_inferencedata(umodel)
+    drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
+    for group, names in (("log_likelihood", [outcome]), ("log_prior", free)):
+        dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
+        idata.add_groups({group: dataset})
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold
