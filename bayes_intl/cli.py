@@ -203,7 +203,7 @@ def _survey_line(survey: dict) -> str:
 
 def _print_gate(d: dict) -> None:
     state = "PASSED" if d["passed"] else "MISSED"
-    print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.3f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
+    print(f"\nDiagnostic gate {state}: max R-hat {d['r_hat_max']:.2f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
           f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)")
     checked = d["checked"]
     print(f"  checked: {', '.join(checked['parameters'])}"
@@ -213,6 +213,8 @@ def _print_gate(d: dict) -> None:
         print(f"  note: {d['scores_note']}")
     for item in d["failing"]:
         print(f"  missed: {item}")
+    if d.get("failing_total", 0) > len(d["failing"]):
+        print(f"  ... and {d['failing_total'] - len(d['failing'])} more (run.json: diagnostics.failing_total)")
     if d["advice"]:
         print(f"  what to try: {d['advice']}")
 

@@ -22,6 +22,7 @@ from .spec import Sampler, Spec
 
 log = logging.getLogger(__name__)
 GATE = {"r_hat_max": 1.01, "ess_min": 400, "divergences_max": 0}
+FAILING_SHOWN = 20  # quantities a missed gate lists by name (run.json keeps the total)
 
 
 def sample(model: pm.Model, sampler: Sampler, *, seed: int, progress: bool = True) -> az.InferenceData:
@@ -233,7 +234,8 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) ->
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold
 GATE_POLICY = ("Every quantity a researcher reads (loadings, factor correlations, intercepts, cutpoints, "
-               "coefficients, sector intercepts and slopes, variance parameters): R-hat <= 1.01, bulk and tail ESS "
+               "coefficients, sector intercepts and slopes, variance parameters): R-hat <= 1.01 (as ArviZ's summary "
+               "reports it, to two decimals: a value that rounds to 1.01 passes), bulk and tail ESS "
                ">= 400. Per-respondent latent scores (the overall latent factor and the dimension factors): every one R-hat "
                f"<= 1.01 and bulk ESS >= 400; tail ESS >= 400 for at least {SCORE_TAIL_SHARE:.0%} of them (with "
                "hundreds of scores a few fall short by chance while the sampler is healthy; the lowest is reported). "
@@ -249,15 +251,16 @@ class Diagnostics:
     ess_bulk_min: float
     ess_tail_min: float
     divergences: int
-    failing: list[str]  # parameters that missed a threshold
+    failing: list[str]  # quantities that missed a threshold (the first FAILING_SHOWN)
     advice: str
     checked: dict  # which variables the gate checked, as parameters or as per-respondent scores
     scores_note: str  # how the per-respondent scores fared on tail ESS (empty when all reached it)
+    failing_total: int = 0  # how many missed in all
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "r_hat_max": self.r_hat_max, "ess_bulk_min": self.ess_bulk_min,
                 "ess_tail_min": self.ess_tail_min, "divergences": self.divergences, "failing": self.failing,
-                "advice": self.advice, "thresholds": GATE, "checked": self.checked, "scores_note": self.scores_note,
+                "failing_total": self.failing_total, "advice": self.advice, "thresholds": GATE, "checked": self.checked, "scores_note": self.scores_note,
                 "policy": GATE_POLICY}
 
 
@@ -317,7 +320,7 @@ def diagnose(idata: az.InferenceData, names: list[str], scores: tuple[str, ...] 
     bad = params[(params["r_hat"] > GATE["r_hat_max"]) | (params["ess_bulk"] < GATE["ess_min"])
                  | (params["ess_tail"] < GATE["ess_min"])]
     bad_scores, note = _score_shortfall(summary[is_score]) if is_score.any() else (summary.iloc[:0], "")
-    failing = [f"{idx} (R-hat {row.r_hat:.3f}, ESS bulk {row.ess_bulk:.0f}, tail {row.ess_tail:.0f})"
+    failing = [f"{idx} (R-hat {row.r_hat:.2f}, ESS bulk {row.ess_bulk:.0f}, tail {row.ess_tail:.0f})"
                for idx, row in pd.concat([bad, bad_scores]).iterrows()]
     passed = not failing and divergences <= GATE["divergences_max"]
     advice = ""
@@ -330,7 +333,7 @@ def diagnose(idata: az.InferenceData, names: list[str], scores: tuple[str, ...] 
     checked = {"parameters": list(names), "per_respondent_scores": list(scores)}
     tail = params["ess_tail"].min() if len(params) else summary["ess_tail"].min()
     return Diagnostics(passed, float(summary["r_hat"].max()), float(summary["ess_bulk"].min()), float(tail),
-                       divergences, failing[:20], advice.strip(), checked, note.strip())
+                       divergences, failing[:FAILING_SHOWN], advice.strip(), checked, note.strip(), len(failing))
 
 
 def outcome_variable(idata: az.InferenceData) -> str:

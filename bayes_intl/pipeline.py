@@ -323,7 +323,7 @@ def _fit_stage(stages: _Stages, spec_path: str, job: dict, progress: bool, besid
     started = time.perf_counter()
     run, seconds = beside.take(spec_path) if beside else (fit(**job, progress=progress, reuse=True), None)
     d = run.diagnostics
-    summary = (f"{'gate passed' if d['passed'] else 'gate MISSED'}: max R-hat {d['r_hat_max']:.3f}, "
+    summary = (f"{'gate passed' if d['passed'] else 'gate MISSED'}: max R-hat {d['r_hat_max']:.2f}, "
                f"min ESS {d['ess_bulk_min']:.0f}, {d['divergences']} divergences")
     stages.finish(StageResult(name, run.reused, seconds or time.perf_counter() - started, [str(run.folder)],
                               summary, {"run": str(run.folder), "passed": d["passed"]}, run))

@@ -9,6 +9,8 @@ settings. Unknown keys are refused with a "did you mean ...?" hint; defaults are
 
 from __future__ import annotations
 
+import os
+
 import difflib
 import hashlib
 import json
@@ -274,7 +276,7 @@ def load_spec(path: str | Path) -> Spec:
         value = getattr(spec, field_name)
         if value and value not in ("reconstruction", "synthetic") and not Path(value).is_absolute() \
                 and (here / value).exists() and not Path(value).exists():
-            moved[field_name] = str(here / value)
+            moved[field_name] = os.path.normpath(here / value)  # models/surveys/../../x.csv -> x.csv
     return dataclasses.replace(spec, **moved) if moved else spec
 
 

@@ -318,6 +318,18 @@ def test_the_gate_judges_each_correlation_once():
     assert [f.split(" (")[0] for f in failing if f.startswith("factor_corr")] == ["factor_corr[1, 0]"]
 
 
+def test_a_missed_gate_names_the_first_twenty_and_counts_the_rest():
+    """25 loadings whose chains disagree: 20 named, all 25 counted (printed as "... and 5 more")."""
+    import arviz as az
+
+    rng = np.random.default_rng(2)
+    apart = rng.normal(size=(2, 100, 25)) + np.array([0.0, 3.0])[:, None, None]  # the two chains 3 SD apart
+    idata = az.from_dict(posterior={"loading": apart}, sample_stats={"diverging": np.zeros((2, 100), bool)})
+    d = inf.diagnose(idata, ["loading"])
+    assert not d.passed and len(d.failing) == inf.FAILING_SHOWN == 20
+    assert d.failing_total == d.to_dict()["failing_total"] == 25
+
+
 def test_predictive_draws_for_all_draws_at_once_equal_pymcs_draw_by_draw(monkeypatch):
     """The vectorised prior and posterior predictive give PyMC's own draws for the same seed (every random and
     derived variable), on the outcome models and on an item-level model with all item kinds and missing responses;
