@@ -28,6 +28,16 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 LARGE = 30.0  # beyond this, log(1 + exp(x)) is x within 1e-13, and exp(x) is not taken (no overflow)
 
 
+@numba.njit(cache=True, inline="always")
+def _edge(x):
+    """One edge's factor 1 + exp(x) of 1 / P, as (what leaves the log directly, the factor kept, its
+    derivative share exp(x) / (1 + exp(x))); beyond LARGE the factor is exp(x) itself, taken as x."""
+    if x > LARGE:
+        return x, 1.0, 1.0
+    u = np.exp(x)
+    return 0.0, 1.0 + u, u / (1.0 + u)
+
+
 @numba.njit(cache=True)
 def _logit_kernel(eta, cutpoints, value, item):
     """Each response's log-probability, and p = u / (1 + u), q = w / (1 + w): minus the log-probability's
@@ -43,23 +53,11 @@ def _logit_kernel(eta, cutpoints, value, item):
         e, v, i = eta[r], value[r], item[r]
         total, prod = between[i, v], 1.0
         if v > 0:
-            x = cutpoints[i, v - 1] - e
-            if x > LARGE:
-                total -= x
-                p[r] = 1.0
-            else:
-                u = np.exp(x)
-                prod *= 1.0 + u
-                p[r] = u / (1.0 + u)
+            direct, factor, p[r] = _edge(cutpoints[i, v - 1] - e)
+            total, prod = total - direct, prod * factor
         if v < n_cut:
-            x = e - cutpoints[i, v]
-            if x > LARGE:
-                total -= x
-                q[r] = 1.0
-            else:
-                w = np.exp(x)
-                prod *= 1.0 + w
-                q[r] = w / (1.0 + w)
+            direct, factor, q[r] = _edge(e - cutpoints[i, v])
+            total, prod = total - direct, prod * factor
         logp[r] = total - np.log(prod)
     return logp, p, q
 
@@ -139,7 +137,7 @@ def _source_key(*functions) -> int:
 
 @register_funcify_default_op_cache_key(OrderedLogit)
 def _numba_ordered_logit(op, node, **kwargs):
-    return _logit_kernel, _source_key(_logit_kernel)
+    return _logit_kernel, _source_key(_logit_kernel, _edge)
 
 
 @register_funcify_default_op_cache_key(CutpointGradient)
