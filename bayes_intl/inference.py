@@ -216,14 +216,13 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) ->
 
     umodel = remove_value_transforms(model)  # the posterior holds the variables' values, not their transforms
     free = [rv.name for rv in umodel.free_RVs]
-    values = [umodel.rvs_to_values[umodel[n]] for n in free]
+    values = [umodel.rvs_to_values[rv] for rv in umodel.free_RVs]
     batched = {v: v.type.clone(shape=(None, *v.type.shape))(name=v.name) for v in values}
     densities = umodel.logp(vars=[umodel[outcome], *umodel.free_RVs], sum=False)
     fn = _vectorised(densities, batched, list(batched.values()), seed=0)
     if fn is None:
-        with umodel:
-            pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=False)
-            pm.compute_log_prior(idata, model=model, progressbar=False)
+        pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=False)
+        pm.compute_log_prior(idata, model=model, progressbar=False)
         return
     coords, dims = coords_and_dims_for_inferencedata(umodel)
     drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
@@ -260,8 +259,8 @@ class Diagnostics:
     def to_dict(self) -> dict:
         return {"passed": self.passed, "r_hat_max": self.r_hat_max, "ess_bulk_min": self.ess_bulk_min,
                 "ess_tail_min": self.ess_tail_min, "divergences": self.divergences, "failing": self.failing,
-                "failing_total": self.failing_total, "advice": self.advice, "thresholds": GATE, "checked": self.checked, "scores_note": self.scores_note,
-                "policy": GATE_POLICY}
+                "failing_total": self.failing_total, "advice": self.advice, "thresholds": GATE,
+                "checked": self.checked, "scores_note": self.scores_note, "policy": GATE_POLICY}
 
 
 def parameter_names(model: pm.Model) -> list[str]:

@@ -9,19 +9,20 @@ two exponentials and one logarithm per response (an infinite edge's factor is 1)
 PyTensor's rewrites turn it back into two softplus terms (two exponentials and two logarithms), and a
 large survey's gradient is almost all of them; one compiled loop (``OrderedLogit``) keeps the shared form
 and returns the derivatives it needs beside the values: 1.0 ms against 3.0 ms for 69,492 responses
-(benchmarks/results.md, 2026-11-30).
+(benchmarks/results.md, "2026-11-29 late night").
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 
 import numba
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.graph.basic import Apply
 from pytensor.gradient import DisconnectedType
+from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
@@ -129,6 +130,7 @@ class CutpointGradient(Op):
         return [shapes[3]]
 
 
+@functools.cache
 def _source_key(*functions) -> int:
     """Salt for PyTensor's numba cache key: a change to a kernel compiles anew."""
     text = "".join(inspect.getsource(f.py_func) for f in functions)
