@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import arviz as az
@@ -123,19 +124,31 @@ def _signature(model: pm.Model, data: dict) -> str:
 
 
 def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500,
-                   outcome: str = OUTCOME) -> None:
+                   outcome: str = OUTCOME, prior: az.InferenceData | None = None) -> None:
     """Prior (and prior predictive), posterior predictive, the outcome's pointwise log-likelihood and the
-    log-prior of every draw (outcome models)."""
+    log-prior of every draw (outcome models). ``prior``: ``prior_draws(model, seed=seed)`` if already drawn."""
+    idata.extend(prior if prior is not None else draw_prior(model, seed=seed, draws=prior_draws))
+    with _predictive_context(model):
+        idata.extend(posterior_predictive(model, idata, seed + 1))
+        if spec.entry.outcome:
+            add_log_densities(idata, model, outcome)
+
+
+def draw_prior(model: pm.Model, *, seed: int, draws: int = 500) -> az.InferenceData:
+    """The prior and prior predictive groups of a run (they need no posterior: a fit draws them while it compiles)."""
+    with _predictive_context(model):
+        return prior_predictive(model, draws, seed)
+
+
+@contextmanager
+def _predictive_context(model: pm.Model):
     # PyMC's log-likelihood computation cannot convert a model carrying custom initial values (the
     # ordered cutpoints' starting points, which only the sampler needs).
     with without_initvals(model), model, warnings.catch_warnings():
         # coarsened_latent's Beta density on the latent index is a Potential, which predictive sampling
         # ignores. Table 5 does not use those draws (its CAPINNO levels are the band centres).
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
-        idata.extend(prior_predictive(model, prior_draws, seed))
-        idata.extend(posterior_predictive(model, idata, seed + 1))
-        if spec.entry.outcome:
-            add_log_densities(idata, model, outcome)
+        yield
 
 
 PREDICTIVE_CHUNK = 500  # posterior draws per vectorised call: bounds the memory of one call on a large survey

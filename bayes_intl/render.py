@@ -1,4 +1,5 @@
-"""Rendering: terminal and Markdown tables, and a report's sections as Markdown and one self-contained HTML page.
+"""Rendering: terminal lines and tables, Markdown tables, and a report's sections as Markdown and one
+self-contained HTML page.
 
 A section is text, tables and figures (``Section``); what goes in each is reporting.py's business.
 """
@@ -23,6 +24,39 @@ def fmt(value, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def survey_line(survey: dict) -> str:
+    """One line on the survey as read: respondents, dropped rows, missing responses, ordinal levels nobody chose."""
+    parts = [f"Survey: {survey['respondents']} respondents"]
+    if survey["dropped_rows"]:
+        dropped = len(survey["dropped_rows"])
+        parts.append(f"{dropped} row{'s' if dropped > 1 else ''} dropped for missing values")
+    if survey["missing_responses"]:
+        parts.append(f"{survey['missing_responses']} missing item responses left out of the likelihood")
+    if survey["unused_levels"]:
+        parts.append("levels no respondent chose (their cutpoints rest on the prior): " + "; ".join(
+            f"{item} {', '.join(map(str, levels))}" for item, levels in survey["unused_levels"].items()))
+    return "; ".join(parts) + "\n"
+
+
+def gate_lines(d: dict) -> list[str]:
+    """The diagnostic gate's verdict as a fit prints it: the figures, what was checked, what missed, what to try."""
+    state = "PASSED" if d["passed"] else "MISSED"
+    lines = [f"Diagnostic gate {state}: max R-hat {d['r_hat_max']:.2f}, min ESS bulk {d['ess_bulk_min']:.0f} / "
+             f"tail {d['ess_tail_min']:.0f}, {d['divergences']} divergences (need <= 1.01, >= 400, 0)"]
+    checked = d["checked"]
+    lines.append(f"  checked: {', '.join(checked['parameters'])}"
+                 + (f"; per-respondent scores: {', '.join(checked['per_respondent_scores'])}"
+                    if checked["per_respondent_scores"] else ""))
+    if d["scores_note"]:
+        lines.append(f"  note: {d['scores_note']}")
+    lines += [f"  missed: {item}" for item in d["failing"]]
+    if d.get("failing_total", 0) > len(d["failing"]):
+        lines.append(f"  ... and {d['failing_total'] - len(d['failing'])} more (run.json: diagnostics.failing_total)")
+    if d["advice"]:
+        lines.append(f"  what to try: {d['advice']}")
+    return lines
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: int = 70) -> str:

@@ -143,7 +143,7 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     ``quick``: the spec's [quick] settings. With ``reuse`` (and ``out``), a complete earlier run of the
     same spec, data, seed and sampler settings is loaded instead of refitted.
     """
-    from .inference import add_predictive, diagnose, gate_variables, sample
+    from .inference import add_predictive, diagnose, draw_prior, gate_variables, sample
     from .models import build_model
     from .store import package_versions, save_run
     from .summaries import derive_tables, fit_mle
@@ -155,15 +155,20 @@ def fit(spec: Spec | str | Path, *, data: str | Path | ModelData | None = None, 
     model = build_model(spec, data)
     clock.lap("data_and_model")
     log.info("sampling %s: %d chains x %d draws (%s)", spec.model, chosen.chains, chosen.draws, chosen.backend)
-    idata = sample(model, chosen, seed=seed, progress=progress)
-    seconds = clock.lap("sampling")
-    add_predictive(idata, model, spec, seed=seed, outcome=data.design.outcome)
-    clock.lap("predictive_draws")
-    diagnostics = diagnose(idata, *gate_variables(model)).to_dict()
-    clock.lap("diagnostics")
-    mle = fit_mle(spec, data)
-    tables, extras = derive_tables(spec, idata, data, mle, study)
-    clock.lap("tables")
+    # Work that needs no posterior, or the posterior only, is done beside: the prior draws while the model
+    # compiles (on one core), the gate while the predictive draws and the tables are computed.
+    with Beside(draw_prior, model, seed=seed) as prior_drawing:
+        idata = sample(model, chosen, seed=seed, progress=progress)
+        seconds = clock.lap("sampling")
+        prior = prior_drawing.result()
+    with Beside(diagnose, idata, *gate_variables(model)) as gate:
+        add_predictive(idata, model, spec, seed=seed, outcome=data.design.outcome, prior=prior)
+        clock.lap("predictive_draws")
+        mle = fit_mle(spec, data)
+        tables, extras = derive_tables(spec, idata, data, mle, study)
+        clock.lap("tables")
+        diagnostics = gate.result().to_dict()
+        clock.lap("diagnostics")  # the wait for the gate beyond the draws and the tables
     record = {
         "kind": "fit", "run_id": name, "model": spec.model, "description": spec.description, "spec": str(spec.source),
         "spec_sha256": spec.hash(), "spec_document": spec.raw, "data": data.source, "data_sha256": data_sha,
@@ -256,6 +261,66 @@ class FitsBeside:
             # On an error or an interrupt here, a fit still running beside is stopped, not waited for.
             (self._pool.terminate if kind is not None else self._pool.close)()
             self._pool.join()
+
+
+class Beside:
+    """``fn(*args)`` computed in a forked second process while this one goes on, for work on data already in
+    memory (the child reads them without a copy) whose result is small; ``result`` waits for it. Where
+    processes cannot be forked (as for ``FitsBeside``), on one core, or in a worker process, it is computed
+    here when ``result`` is called: the same numbers either way."""
+
+    def __init__(self, fn, *args, **kwargs):
+        import multiprocessing
+        import os
+
+        self._call, self._process = (fn, args, kwargs), None
+        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+        if not forks or (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon:
+            return
+        context = multiprocessing.get_context("fork")
+        self._conn, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(target=_send_back, args=(child_end, fn, args, kwargs), daemon=True)
+        self._process.start()
+        child_end.close()
+
+    def result(self):
+        fn, args, kwargs = self._call
+        if self._process is not None:
+            try:
+                ok, value = self._conn.recv()
+            except EOFError:
+                ok, value = False, "the second process ended without a result"
+            self.close()
+            if ok:
+                return value
+            log.debug("computing here instead: %s", value)
+        return fn(*args, **kwargs)
+
+    def close(self) -> None:
+        """Stop the second process if it still runs (an error or an interrupt here)."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join()
+            self._conn.close()
+            self._process = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def _send_back(conn, fn, args, kwargs) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        conn.send((True, fn(*args, **kwargs)))
+    except Exception as exc:  # noqa: BLE001 (the parent computes it again and sees the error itself)
+        conn.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
 
 
 def _quiet_worker(level: int) -> None:

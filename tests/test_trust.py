@@ -70,6 +70,30 @@ def test_a_fit_beside_gives_the_same_run_as_a_fit_here_and_raises_its_errors_her
         assert again.take("good")[1] is None and again._pool is None
 
 
+def test_work_beside_gives_what_work_here_gives_and_falls_back_here(monkeypatch):
+    """A fit draws its prior and computes its gate in a forked second process (``Beside``): the value comes back
+    from there; where the work fails there, or processes cannot fork, it is done here."""
+    import multiprocessing
+
+    from bayes_intl.runs import Beside
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    here = os.getpid()
+    with Beside(os.getpid) as beside:
+        assert beside.result() != here
+
+    def fails_beside(x, *, y):
+        if os.getpid() != here:
+            raise RuntimeError("fails in the second process")
+        return x + y
+
+    with Beside(fails_beside, 1, y=2) as beside:
+        assert beside.result() == 3
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    with Beside(os.getpid) as beside:
+        assert beside.result() == here
+
+
 def test_where_processes_cannot_fork_every_fit_runs_here(tmp_path, monkeypatch):
     import multiprocessing
 
