@@ -239,6 +239,8 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) ->
         return
     coords, dims = coords_and_dims_for_inferencedata(umodel)
     drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
+    # A zero-sum variable's density is one value per slice along its zero-sum (last) axes: those dims go.
+    dims = {n: d[:drawn[n].ndim - 2] if n in drawn else d for n, d in dims.items()}
     for group, names in (("log_likelihood", [outcome]), ("log_prior", free)):
         dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
         idata.add_groups({group: dataset})

@@ -136,11 +136,11 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         model.add_coord("varying", varying)
         group_sd = draw_prior("group_sd", spec.priors["group_sd"], dims="varying") if varying else None
         intercept_sd = draw_prior("intercept_sd", spec.priors["group_sd"])
-        z_intercept = pm.Normal("z_intercept", 0, 1, dims="group")
+        z_intercept = _deviations(spec, "z_intercept", "group")
         group_intercept = pm.Deterministic("group_intercept", intercept + intercept_sd * z_intercept, dims="group")
         slopes = pt.ones((len(groups), 1)) * slope[None, :]
         if varying:
-            z_slope = pm.Normal("z_slope", 0, 1, dims=("group", "varying"))
+            z_slope = _deviations(spec, "z_slope", "group", "varying")
             index = [names.index(v) for v in varying]
             # rows of the transpose: an indexed assignment without a slice, which vectorises over draws
             deviation = (group_sd[None, :] * z_slope).T
@@ -153,10 +153,19 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
             m = pm.Data("municipality_index", np.searchsorted(munis, firms["municipality"].to_numpy()), dims="firm")
             prior = spec.priors.get("municipality_sd", DEFAULT_MUNICIPALITY_SD)
             muni_sd = draw_prior("municipality_sd", prior)
-            z_muni = pm.Normal("z_municipality", 0, 1, dims="municipality")
+            z_muni = _deviations(spec, "z_municipality", "municipality")
             eta = eta + (muni_sd * z_muni)[m]
     outcome = data.design.outcome
     pm.Bernoulli(outcome, logit_p=eta, dims="firm", observed=_observed(outcome, firms[outcome].to_numpy(), ("firm",)))
+
+
+def _deviations(spec: Spec, name: str, group: str, *per: str):
+    """Standard-normal deviations of each group (x ``per``), as group x per; with ``[hierarchy] deviations =
+    "zero_sum"`` they sum to zero over the groups (PyMC's ZeroSumNormal, stored per x group): the population model's
+    prior on every contrast between two groups, with the mean of the groups left to ``intercept`` and ``slope``."""
+    if spec.deviations != "zero_sum":
+        return pm.Normal(name, 0, 1, dims=(group, *per))
+    return pm.ZeroSumNormal(name, 1, dims=(*per, group)).T
 
 
 def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):

@@ -35,6 +35,10 @@ DISTRIBUTIONS = {
 TOP_KEYS = {"schema_version", "model", "description", "data", "outcome", "hierarchy", "measurement", "priors",
             "sampler", "quick"}
 SAMPLER_KEYS = {"backend", "chains", "draws", "tune", "target_accept", "mass_matrix"}
+# population: each group's intercept and varying slopes deviate from a population mean (``intercept``, ``slope``);
+# zero_sum: the deviations sum to zero over the groups, so ``intercept`` and ``slope`` are the groups' average
+# (effect coding). The same prior on every contrast between groups; benchmarks/scaling.md for when each samples well.
+DEVIATIONS = ("population", "zero_sum")
 MASS_MATRICES = ("diagonal", "low_rank")  # low_rank: nutpie's low-rank modified mass matrix, for correlated posteriors
 DEFAULT_SAMPLER = {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
                    "mass_matrix": "diagonal"}
@@ -87,6 +91,7 @@ class Spec:
     source: str = "<spec>"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     banded: str = "capinno"  # the predictor read at the model's own levels (a study's banded index)
+    deviations: str = "population"  # group deviations around a population mean, or "zero_sum" (effect coding)
 
     @property
     def entry(self):
@@ -240,7 +245,10 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
         for name in inter:
             if name not in names:
                 raise SpecError(f"spec {source}: interaction term '{name}' is not a predictor{did_you_mean(name, names)}")
-    hierarchy = _keys(raw.get("hierarchy", {}), {"group", "varying", "municipality"}, "[hierarchy]", source)
+    hierarchy = _keys(raw.get("hierarchy", {}), {"group", "varying", "municipality", "deviations"}, "[hierarchy]", source)
+    deviations = hierarchy.get("deviations", "population")
+    if deviations not in DEVIATIONS:
+        raise SpecError(f"spec {source}: [hierarchy] deviations must be one of {', '.join(DEVIATIONS)}, not {deviations!r}")
     measurement = _keys(raw.get("measurement", {}), {"structure"}, "[measurement]", source)
     structure = measurement.get("structure", "second_order")
     if structure not in ("second_order", "correlated"):
@@ -262,7 +270,8 @@ def spec_from_dict(raw: dict, *, source: str = "<spec>") -> Spec:
             raise SpecError(f"spec {source}: varying slope '{name}' is not a predictor{did_you_mean(name, names)}")
     return Spec(model, raw.get("description", ""), data.get("source", "reconstruction"), data.get("codebook", ""),
                 tuple(predictors), interactions, hierarchy.get("group", "activity"), varying,
-                bool(hierarchy.get("municipality", True)), structure, priors, sampler, quick, source, raw)
+                bool(hierarchy.get("municipality", True)), structure, priors, sampler, quick, source, raw,
+                deviations=deviations)
 
 
 def load_spec(path: str | Path) -> Spec:

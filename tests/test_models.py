@@ -125,6 +125,7 @@ def test_paper_logit_agrees_with_the_mle(loaded):
     ({"priors": {"intercept": {"dist": "Normal", "mu": 0, "sigma": 1}}}, "needs a prior for 'slope'"),
     ({"outcome": {"interactions": [["capinno", "region"]]}}, "interaction term 'region'"),
     ({"schema_version": 2}, "schema_version must be 1"),
+    ({"hierarchy": {"deviations": "sum_to_zero"}}, "[hierarchy] deviations must be one of population, zero_sum"),
 ])
 def test_bad_spec_is_refused(change, fragment):
     import tomllib
@@ -424,3 +425,26 @@ def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
                 # up to 4e-8 relative on these prior draws, where a firm's outcome has probability around 1e-10.
                 np.testing.assert_allclose(ours[group][var], pymc[group][var], rtol=1e-6, atol=1e-12,
                                            err_msg=f"{name} {var}")
+
+
+def test_zero_sum_deviations_keep_the_group_contrasts_and_make_the_mean_the_groups_average(loaded):
+    """``[hierarchy] deviations = "zero_sum"``: each draw's group deviations sum to zero, so ``intercept`` is
+    the mean of the group intercepts; the prior on a contrast between two groups is the population model's
+    (difference of two groups ~ Normal(0, 2 sd^2) either way), and the log-prior keeps one value per zero-sum slice."""
+    import dataclasses
+
+    spec, data = loaded["hierarchical_logit"]
+    zero_sum = dataclasses.replace(spec, deviations="zero_sum")
+    model = build_model(zero_sum, data)
+    idata = inf.sample(model, replace(spec.quick, chains=2, draws=100, tune=100), seed=4, progress=False)
+    inf.add_predictive(idata, model, zero_sum, seed=4, prior_draws=2000)
+    post = idata.posterior
+    assert np.allclose(post["group_intercept"].mean("group"), post["intercept"], atol=1e-9)
+    assert np.allclose(post["group_slope"].mean("group"), post["slope"], atol=1e-9)
+    assert idata.log_prior["z_intercept"].dims == ("chain", "draw")
+    assert idata.log_prior["z_slope"].dims == ("chain", "draw", "varying")
+    prior = idata.prior
+    contrast = (prior["group_intercept"].isel(group=0) - prior["group_intercept"].isel(group=1)).values.ravel()
+    expected = np.sqrt(2) * prior["intercept_sd"].values.ravel()
+    z = contrast / expected  # standard normal under both parameterisations
+    assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.std() - 1) < 4 / np.sqrt(2 * z.size)
