@@ -5,7 +5,9 @@
 Each fit runs in a fresh process (as a user's command does) after one warm-up fit of the same spec,
 so nutpie's compiled model comes from the compile cache. The end-to-end wall time is measured
 around the process; the phases come from the run's own ``run.json`` (``seconds``); what is left is
-Python start-up, imports and printing. ``--write`` appends the table to benchmarks/results.md.
+Python start-up, imports, printing and the exit. The gate is computed in a second process beside the
+predictive draws and the tables: its column is the wait for it beyond them. ``--write`` appends the
+table to benchmarks/results.md.
 """
 
 from __future__ import annotations
