@@ -222,14 +222,16 @@ def table5(probs: np.ndarray, mle: MleEstimates | None, grid: pd.DataFrame | Non
 
 
 def coefficient_draws(spec: Spec, posterior, design: Design = PAPER_DESIGN) -> dict[str, np.ndarray]:
-    """Posterior draws of each coefficient, named as the paper names them where it does (Capinno, ..., Constant).
+    """Posterior draws of each coefficient, named as the paper names them in the paper's design (Capinno, ...,
+    Constant) and as the spec names them otherwise.
 
     A hierarchical model's group effect is the difference of group intercepts from the reference
     group's, named as the flat model names it (``Activity``, or ``group[label]``); its Constant is
     the reference group's intercept.
     """
+    named = PAPER_TERM if design.paper else {}  # another survey's predictors keep the names its spec gives them
     slope = posterior["slope"]
-    out = {PAPER_TERM.get(str(t), str(t)): flat(slope.sel(term=t)) for t in slope.coords["term"].values}
+    out = {named.get(str(t), str(t)): flat(slope.sel(term=t)) for t in slope.coords["term"].values}
     if spec.entry.hierarchical:
         gi = stacked(posterior, "group_intercept")  # (draw, group), groups in code order
         codes = [int(g.split("=")[1]) for g in posterior.coords["group"].values]
@@ -238,7 +240,7 @@ def coefficient_draws(spec: Spec, posterior, design: Design = PAPER_DESIGN) -> d
         linear = any(p.name == spec.group and p.coding == "linear" for p in spec.predictors)
         for j, code in enumerate(codes):
             if j != ref:
-                name = PAPER_TERM.get(spec.group, spec.group) if linear and len(codes) == 2 \
+                name = named.get(spec.group, spec.group) if linear and len(codes) == 2 \
                     else f"{spec.group}[{cov.labels[code]}]"
                 out[name] = gi[:, j] - gi[:, ref]
         out["Constant"] = gi[:, ref]

@@ -50,7 +50,7 @@ def test_codebooks_with_one_three_and_five_dimensions_fit_with_their_own_outcome
     assert (school.idata.observed_data["grant_white"].to_numpy() == (raw["school"] == "Grant-White")).all()
     assert school.record["survey"]["dropped_rows"] == [301]  # the pupil with no grade, listwise
     # Covariates enter by their declared names: dummies named by label, numeric ones by name.
-    assert set(school.coefficients["term"]) >= {"Capinno", "female", "age", "grade[grade 8]", "Constant"}
+    assert set(school.coefficients["term"]) >= {"capinno", "female", "age", "grade[grade 8]", "Constant"}
     assert list(school.table5.columns[:4]) == ["id", "capinno", "female", "grade"]
     assert len(school.table5) == 3 * 2 * 2 and school.table5["paper"].isna().all()
     assert school.table5["mle"].between(0, 1).all()  # the refit predicts the same cells
