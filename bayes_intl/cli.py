@@ -168,7 +168,7 @@ def _print_outcome_tables(run) -> None:
 
     coef, design = run.coefficients, run.data.design
     paper = bool(coef["paper_b"].notna().any())  # the study's printed figures stand beside the posterior
-    interval = lambda lo, hi: f"[{fmt(lo, 2)}, {fmt(hi, 2)}]"  # noqa: E731
+    interval = lambda lo, hi: f"[{fmt(lo, 2)}, {fmt(hi, 2)}]" if fmt(lo) or fmt(hi) else ""  # noqa: E731 (none: no MLE)
     print("Coefficients (log-odds): " + ("paper 95% CI, " if paper else "") + "MLE 95% CI, posterior mean and 94% HDI")
     print(text_table(["term", *(["paper B", "paper CI"] if paper else []), "MLE B", "MLE CI", "posterior", "94% HDI"], [
         [r.term, *([fmt(r.paper_b, 3), interval(r.paper_ci_low, r.paper_ci_high)] if paper else []), fmt(r.mle_b, 3),
