@@ -126,7 +126,7 @@ def _signature(model: pm.Model, data: dict) -> str:
 def add_predictive(idata: az.InferenceData, model: pm.Model, spec: Spec, *, seed: int, prior_draws: int = 500,
                    outcome: str = OUTCOME, prior: az.InferenceData | None = None) -> None:
     """Prior (and prior predictive), posterior predictive, the outcome's pointwise log-likelihood and the
-    log-prior of every draw (outcome models). ``prior``: ``prior_draws(model, seed=seed)`` if already drawn."""
+    log-prior of every draw (outcome models). ``prior``: ``draw_prior(model, seed=seed)`` if already drawn."""
     idata.extend(prior if prior is not None else draw_prior(model, seed=seed, draws=prior_draws))
     with _predictive_context(model):
         idata.extend(posterior_predictive(model, idata, seed + 1))

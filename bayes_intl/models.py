@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import expit
 
 from .data import Design, ModelData
 from .errors import SpecError
@@ -211,10 +212,11 @@ def _factors(spec: Spec, dims: list[str], model: pm.Model):
     - ``correlated``: f = z L', L the Cholesky factor of an LKJ correlation matrix (``factor_corr``);
       CAPINNO is the mean of the dimension factors.
     """
-    if len(dims) == 1:
+    structure = spec.factor_structure(len(dims))
+    if structure == "single":
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
         return capinno[:, None], capinno
-    if spec.structure == "second_order":
+    if structure == "second_order":
         _check_second_order(spec, dims)
         capinno = pm.Normal("capinno_factor", 0, 1, dims="firm")
         gamma = draw_prior("second_order_loading", item_prior(spec, "second_order_loading", "the second-order structure"),
@@ -232,9 +234,10 @@ def _factors(spec: Spec, dims: list[str], model: pm.Model):
 
 def _factor_correlation(spec: Spec, dims: list[str], model: pm.Model):
     """The dimension factors' correlation matrix, D x D, by structure (as ``_factors`` builds the factors)."""
-    if len(dims) == 1:
+    structure = spec.factor_structure(len(dims))
+    if structure == "single":
         return pt.ones((1, 1))
-    if spec.structure == "second_order":
+    if structure == "second_order":
         _check_second_order(spec, dims)
         gamma = draw_prior("second_order_loading", item_prior(spec, "second_order_loading", "the second-order structure"),
                            dims="dimension")
@@ -344,7 +347,7 @@ def bernoulli_logit_logp(value, eta):
 
 
 def bernoulli_logit_random(eta, rng=None, size=None):
-    return rng.binomial(1, 1.0 / (1.0 + np.exp(-np.asarray(eta))), size=size)
+    return rng.binomial(1, expit(eta), size=size)
 
 
 def poisson_log_logp(value, eta):

@@ -229,15 +229,11 @@ class FitsBeside:
 
     def __init__(self, jobs: dict[str, dict]):
         import multiprocessing
-        import os
 
         self.jobs, self._pool, self._pending = jobs, None, {}
         self._saved = {key: saved_fit(**kw) for key, kw in jobs.items()}
         todo = {key: kw for key, kw in jobs.items() if self._saved[key] is None}
-        # Forked only: a spawned process would import the user's own script again, and on macOS forking
-        # a process that has loaded Apple's system libraries is unsafe. Elsewhere every fit runs here.
-        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
-        if not todo or (os.cpu_count() or 1) < 2 or not forks:
+        if not todo or not _forks_beside():
             return
         self._pool = multiprocessing.get_context("fork").Pool(1, initializer=_quiet_worker,
                                                               initargs=(logging.getLogger().level,))
@@ -266,16 +262,14 @@ class FitsBeside:
 class Beside:
     """``fn(*args)`` computed in a forked second process while this one goes on, for work on data already in
     memory (the child reads them without a copy) whose result is small; ``result`` waits for it. Where
-    processes cannot be forked (as for ``FitsBeside``), on one core, or in a worker process, it is computed
-    here when ``result`` is called: the same numbers either way."""
+    processes cannot be forked (``_forks_beside``), it is computed here when ``result`` is called: the same
+    numbers either way."""
 
     def __init__(self, fn, *args, **kwargs):
         import multiprocessing
-        import os
 
         self._call, self._process = (fn, args, kwargs), None
-        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
-        if not forks or (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon:
+        if not _forks_beside():
             return
         context = multiprocessing.get_context("fork")
         self._conn, child_end = context.Pipe(duplex=False)
@@ -309,6 +303,17 @@ class Beside:
 
     def __exit__(self, *_):
         self.close()
+
+
+def _forks_beside() -> bool:
+    """Whether work can go to a forked second process: two cores or more, not already a worker (which cannot
+    have children), and fork available. Forked only: a spawned process would import the user's own script
+    again, and on macOS forking a process that has loaded Apple's system libraries is unsafe."""
+    import multiprocessing
+    import os
+
+    return ((os.cpu_count() or 1) >= 2 and not multiprocessing.current_process().daemon
+            and "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin")
 
 
 def _send_back(conn, fn, args, kwargs) -> None:

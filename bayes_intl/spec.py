@@ -9,11 +9,10 @@ settings. Unknown keys are refused with a "did you mean ...?" hint; defaults are
 
 from __future__ import annotations
 
-import os
-
 import difflib
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +91,11 @@ class Spec:
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     banded: str = "capinno"  # the predictor read at the model's own levels (a study's banded index)
     deviations: str = "population"  # group deviations around a population mean, or "zero_sum" (effect coding)
+
+    def factor_structure(self, n_dimensions: int) -> str:
+        """The measurement model's factor structure for a survey of ``n_dimensions``: "single" (one dimension: one
+        factor, whatever ``structure`` says), "second_order" or "correlated"."""
+        return "single" if n_dimensions == 1 else self.structure
 
     @property
     def entry(self):

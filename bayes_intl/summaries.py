@@ -388,12 +388,12 @@ def item_ppc(idata: az.InferenceData, thin: int = 400) -> tuple[pd.DataFrame, di
     return items, overall
 
 
-def _factor_correlation(posterior, n_dims: int) -> np.ndarray:
-    """The dimension factors' correlation matrix per draw, (draw, D, D), whatever the structure."""
+def _factor_correlation(posterior, structure: str, n_dims: int) -> np.ndarray:
+    """The dimension factors' correlation matrix per draw, (draw, D, D), by structure (``Spec.factor_structure``)."""
     draws = posterior.sizes["chain"] * posterior.sizes["draw"]
-    if "factor_corr" in posterior:
+    if structure == "correlated":
         return stacked(posterior, "factor_corr")
-    if "second_order_loading" in posterior:  # f_d = (g_d eta + zeta_d) / sqrt(1 + g_d^2)
+    if structure == "second_order":  # f_d = (g_d eta + zeta_d) / sqrt(1 + g_d^2)
         g = stacked(posterior, "second_order_loading")
         g = g / np.sqrt(1 + g**2)
         phi = g[:, :, None] * g[:, None, :]
@@ -402,7 +402,8 @@ def _factor_correlation(posterior, n_dims: int) -> np.ndarray:
     return np.ones((draws, 1, 1))
 
 
-def chi_square_ppp(idata: az.InferenceData, codebook, thin: int = 1000, seed: int = 0) -> dict | None:
+def chi_square_ppp(idata: az.InferenceData, codebook, *, structure: str, thin: int = 1000,
+                   seed: int = 0) -> dict | None:
     """blavaan's PPP for the continuous items: per draw, the likelihood-ratio chi-square of the observed data
     against the model-implied mean and covariance, beside the same statistic for data replicated from them.
 
@@ -426,7 +427,7 @@ def chi_square_ppp(idata: az.InferenceData, codebook, thin: int = 1000, seed: in
     all_items = [str(v) for v in posterior.coords["item"].values]
     lam = stacked(posterior, "loading")[:, [all_items.index(n) for n in names]]
     tau, sigma = stacked(posterior, "intercept_continuous"), stacked(posterior, "residual_sd")
-    phi = _factor_correlation(posterior, len(dims))
+    phi = _factor_correlation(posterior, structure, len(dims))
     pick = np.linspace(0, len(lam) - 1, min(thin, len(lam))).astype(int)
     where = np.array([dims.index(i.dimension) for i in items])
     rng = np.random.default_rng(seed)
@@ -473,12 +474,11 @@ def _standardized(posterior, name: str, types: dict[str, str]) -> np.ndarray:
     return draws / np.sqrt(draws**2 + residual)
 
 
-def loading_table(posterior, types: dict[str, str] | None = None) -> pd.DataFrame:
-    """Factor loadings (item and second-order): posterior mean and 94% HDI, raw and standardized (std.all)."""
+def loading_table(posterior, structure: str, types: dict[str, str] | None = None) -> pd.DataFrame:
+    """Factor loadings (item, and second-order in that structure): posterior mean and 94% HDI, raw and
+    standardized (std.all)."""
     rows = []
-    for name in ("second_order_loading", "loading"):
-        if name not in posterior:  # one dimension, or correlated factors: no second-order loadings
-            continue
+    for name in ("second_order_loading", "loading") if structure == "second_order" else ("loading",):
         draws = stacked(posterior, name)
         std = _standardized(posterior, name, types or {})
         interval, std_interval = hdi(draws), hdi(np.nan_to_num(std))
@@ -553,9 +553,10 @@ def derive_tables(spec: Spec, idata: az.InferenceData, data: ModelData, mle: Mle
     if entry.item_level:
         tables["item_ppc"], extras["item_ppc_overall"] = item_ppc(idata)
         codebook = data.survey.codebook
-        extras["chi_square_ppp"] = chi_square_ppp(idata, codebook)
-        tables["loadings"] = loading_table(idata.posterior, {i.name: i.type for i in codebook.items})
-        if spec.structure == "correlated" and len(codebook.dimensions) > 1:
+        structure = spec.factor_structure(len(codebook.dimensions))
+        extras["chi_square_ppp"] = chi_square_ppp(idata, codebook, structure=structure)
+        tables["loadings"] = loading_table(idata.posterior, structure, {i.name: i.type for i in codebook.items})
+        if structure == "correlated":
             tables["factor_correlations"] = factor_correlations(idata.posterior)
     return tables, extras
 

@@ -125,9 +125,11 @@ def test_chi_square_ppp_is_uniform_when_the_model_is_true_and_near_zero_when_it_
     codebook = codebook_from_dict({"columns": {"firm_id": "id"}, "item": [
         {"name": f"x{j + 1}", "dimension": "abc"[j // 3], "type": "continuous"} for j in range(9)]})
     rng = np.random.default_rng(11)
-    ppp = [chi_square_ppp(_cfa_idata(_cfa_data(rng)), codebook, seed=k)["ppp"] for k in range(30)]
+    ppp = [chi_square_ppp(_cfa_idata(_cfa_data(rng)), codebook, structure="correlated", seed=k)["ppp"]
+           for k in range(30)]
     assert stats.kstest(ppp, "uniform").pvalue > 0.001, ppp
-    assert chi_square_ppp(_cfa_idata(_cfa_data(rng, cross=0.8)), codebook)["ppp"] < 0.01
+    assert chi_square_ppp(_cfa_idata(_cfa_data(rng, cross=0.8)), codebook, structure="correlated")["ppp"] < 0.01
     two_continuous = codebook_from_dict({"columns": {"firm_id": "id"}, "item": [
         {"name": f"x{j + 1}", "dimension": "abc"[j // 3], "type": "continuous" if j < 2 else "binary"} for j in range(9)]})
-    assert chi_square_ppp(_cfa_idata(_cfa_data(rng)), two_continuous) is None  # no chi-square of discrete items
+    # no chi-square of discrete items
+    assert chi_square_ppp(_cfa_idata(_cfa_data(rng)), two_continuous, structure="correlated") is None
