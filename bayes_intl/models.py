@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
-from scipy.special import expit
 
 from .data import Design, ModelData
 from .errors import SpecError
@@ -308,10 +307,10 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
                                dims=f"{kind}_item")
         obs = _responses(model, f"items_{kind}", observed, integer=kind != "continuous")
         mu = obs.at(tau[None, :] + predictor(idx))
-        if kind in ("binary", "count"):
-            logp, random = (bernoulli_logit_logp, bernoulli_logit_random) if kind == "binary" else \
-                (poisson_log_logp, poisson_log_random)
-            pm.CustomDist(obs.name, mu, logp=logp, random=random, dtype="int64", observed=obs.values, dims=obs.dims)
+        if kind == "binary":
+            pm.Bernoulli(obs.name, logit_p=mu, observed=obs.values, dims=obs.dims)
+        elif kind == "count":
+            pm.Poisson(obs.name, mu=pt.exp(mu), observed=obs.values, dims=obs.dims)
         else:
             pm.Normal(obs.name, mu=mu, sigma=obs.per_item(sigma), observed=obs.values, dims=obs.dims)
     ordinal = np.flatnonzero(types == "ordinal")
@@ -336,27 +335,6 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
                           random=ordered_logit_random, signature="(),(i,k),()->()", dtype="int64",
                           observed=obs.values, dims=obs.dims)
     return capinno
-
-
-# Binary and count items' likelihoods in the fewest operations (the validation layer has checked the responses):
-# PyMC's Bernoulli(logit_p) and Poisson(exp(.)) build larger graphs, and their gradient was 14% slower over the
-# whole latent_factor model (benchmarks/results.md). Same densities: log-likelihoods equal to PyMC's (test).
-def bernoulli_logit_logp(value, eta):
-    """log P(y | eta) of a Bernoulli with logit eta: y eta - log(1 + exp(eta))."""
-    return value * eta - pt.softplus(eta)
-
-
-def bernoulli_logit_random(eta, rng=None, size=None):
-    return rng.binomial(1, expit(eta), size=size)
-
-
-def poisson_log_logp(value, eta):
-    """log P(y | eta) of a Poisson with log-mean eta: y eta - exp(eta) - log(y!)."""
-    return value * eta - pt.exp(eta) - pt.gammaln(value + 1)
-
-
-def poisson_log_random(eta, rng=None, size=None):
-    return rng.poisson(np.exp(np.asarray(eta)), size=size)
 
 
 def _first_names(items, idx) -> str:
