@@ -236,14 +236,23 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) ->
     if fn is None:
         pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=False)
         pm.compute_log_prior(idata, model=model, progressbar=False)
-        return
-    coords, dims = coords_and_dims_for_inferencedata(umodel)
-    drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
-    # A zero-sum variable's density is one value per slice along its zero-sum (last) axes: those dims go.
-    dims = {n: d[:drawn[n].ndim - 2] if n in drawn else d for n, d in dims.items()}
-    for group, names in (("log_likelihood", [outcome]), ("log_prior", free)):
-        dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
-        idata.add_groups({group: dataset})
+    else:
+        coords, dims = coords_and_dims_for_inferencedata(umodel)
+        drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
+        # A zero-sum variable's density is one value per slice along its zero-sum (last) axes: those dims go.
+        dims = {n: d[:drawn[n].ndim - 2] if n in drawn else d for n, d in dims.items()}
+        for group, names in (("log_likelihood", [outcome]), ("log_prior", free)):
+            dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
+            idata.add_groups({group: dataset})
+    # A derived quantity that carries the spec's prior (models._group_means) stands in the log-prior for the
+    # variable it is sampled through: power-scaling then scales the priors the spec sets.
+    from scipy.stats import norm
+
+    derived = getattr(model, "priors_of_derived", {})
+    log_prior = idata.log_prior.drop_vars([through for through, _, _ in derived.values()])
+    values = {name: idata.posterior[name] for name in derived}
+    idata.log_prior = log_prior.assign({name: values[name].copy(data=norm.logpdf(values[name], mu, sigma))
+                                        for name, (_, mu, sigma) in derived.items()})
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold

@@ -7,6 +7,7 @@ paper_logit::
 hierarchical_logit::
     logit P(y_i = 1) = a_g[i] + sum_k (b_k + d_g[i],k) x_ik + u_m[i]
     a_g = a + s_a z_g,  d_g,k = s_k z_g,k (k varying),  u_m = s_m z_m (non-centred)
+    (sampled through the observed groups' mean a + s_a mean_g z_g, which the data pin down: _group_means)
 coarsened_latent (the spec's banded predictor: CAPINNO, or a study's banded index with K levels)::
     u_i ~ Beta(alpha, beta) restricted to firm i's band [c/K, (c+1)/K);  capinno_i = K u_i - 1/2  (K = 3)
     logit P(y_i = 1) = a + b_capinno capinno_i + sum_k b_k x_ik
@@ -21,6 +22,8 @@ latent_factor (second-order)::
 measurement_only: the measurement part alone (a CFA or an IRT model; only an id and the items needed).
     With every item continuous and none missing, the factors are integrated out:
     y_i ~ N(tau, Lambda Phi Lambda' + diag(sigma^2)), Phi the factors' correlation by structure.
+    With one dimension of binary items and none missing (the 2PL), the ability is integrated out by quadrature:
+    P(y_i) = int prod_j Bernoulli(y_ij | logit^-1(tau_j + lambda_j t)) N(t | 0, 1) dt.
 Missing item responses ([missing] policy = "model") are left out of the likelihood: a block with any is
 observed one entry per given response.
 """
@@ -124,9 +127,9 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
     names, columns = design_columns(spec, firms, data.design, exclude=exclude, latent=latent)
     model.add_coord("term", names)
     x = _stack(columns)
-    intercept = draw_prior("intercept", spec.priors["intercept"])
-    slope = draw_prior("slope", spec.priors["slope"], dims="term")
     if not hierarchical:
+        intercept = draw_prior("intercept", spec.priors["intercept"])
+        slope = draw_prior("slope", spec.priors["slope"], dims="term")
         eta = intercept + pt.dot(x, slope)
     else:
         groups = np.sort(firms[spec.group].unique())
@@ -136,12 +139,15 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         model.add_coord("varying", varying)
         group_sd = draw_prior("group_sd", spec.priors["group_sd"], dims="varying") if varying else None
         intercept_sd = draw_prior("intercept_sd", spec.priors["group_sd"])
-        z_intercept = _deviations(spec, "z_intercept", "group")
-        group_intercept = pm.Deterministic("group_intercept", intercept + intercept_sd * z_intercept, dims="group")
-        slopes = pt.ones((len(groups), 1)) * slope[None, :]
+        index = [names.index(v) for v in varying]
+        sd = pt.set_subtensor(pt.zeros(len(names))[index], group_sd) if varying else pt.zeros(len(names))
+        centre_intercept, centre_slope, zero_sum = _group_means(spec, model, len(groups), intercept_sd, sd, index)
+        z_intercept = _deviations("z_intercept", "group", zero_sum=zero_sum)
+        group_intercept = pm.Deterministic("group_intercept", centre_intercept + intercept_sd * z_intercept,
+                                           dims="group")
+        slopes = pt.ones((len(groups), 1)) * centre_slope[None, :]
         if varying:
-            z_slope = _deviations(spec, "z_slope", "group", "varying")
-            index = [names.index(v) for v in varying]
+            z_slope = _deviations("z_slope", "group", "varying", zero_sum=zero_sum)
             # rows of the transpose: an indexed assignment without a slice, which vectorises over draws
             deviation = (group_sd[None, :] * z_slope).T
             slopes = pt.set_subtensor(slopes.T[index], slopes.T[index] + deviation).T
@@ -153,19 +159,55 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
             m = pm.Data("municipality_index", np.searchsorted(munis, firms["municipality"].to_numpy()), dims="firm")
             prior = spec.priors.get("municipality_sd", DEFAULT_MUNICIPALITY_SD)
             muni_sd = draw_prior("municipality_sd", prior)
-            z_muni = _deviations(spec, "z_municipality", "municipality")
+            z_muni = _deviations("z_municipality", "municipality", zero_sum=spec.deviations == "zero_sum")
             eta = eta + (muni_sd * z_muni)[m]
     outcome = data.design.outcome
     pm.Bernoulli(outcome, logit_p=eta, dims="firm", observed=_observed(outcome, firms[outcome].to_numpy(), ("firm",)))
 
 
-def _deviations(spec: Spec, name: str, group: str, *per: str):
-    """Standard-normal deviations of each group (x ``per``), as group x per; with ``[hierarchy] deviations =
-    "zero_sum"`` they sum to zero over the groups (PyMC's ZeroSumNormal, stored per x group): the population model's
-    prior on every contrast between two groups, with the mean of the groups left to ``intercept`` and ``slope``."""
-    if spec.deviations != "zero_sum":
+def _deviations(name: str, group: str, *per: str, zero_sum: bool):
+    """Standard-normal deviations of each group (x ``per``), as group x per; ``zero_sum``: their part that sums to
+    zero over the groups (PyMC's ZeroSumNormal, stored per x group), the mean of the groups left to the caller."""
+    if not zero_sum:
         return pm.Normal(name, 0, 1, dims=(group, *per))
     return pm.ZeroSumNormal(name, 1, dims=(*per, group)).T
+
+
+def _group_means(spec: Spec, model: pm.Model, n_groups: int, intercept_sd, sd, index: list[int]):
+    """``intercept`` and ``slope`` (term), and the observed groups' mean intercept and slopes the group values are
+    built around: (intercept centre, slope centre, whether the deviations around them sum to zero).
+
+    ``zero_sum``: the centres are ``intercept`` and ``slope`` themselves (the observed groups' average).
+    ``population`` (the default): ``intercept`` and ``slope`` are a population's mean mu, around which the groups'
+    values deviate by sd z_g, z_g ~ N(0, 1). With few groups the data pin down the observed groups' mean
+    m = mu + sd zbar, not mu and zbar apart: sampled as (mu, z) that ridge diverged at N = 1,001. So m is
+    sampled, with the deviations' zero-sum part and zbar given m. For a Normal(mu0, tau) prior on mu this is
+    the same model, exactly: m ~ N(mu0, sqrt(v)), v = tau^2 + sd^2 / G, and
+    zbar | m ~ N(sd (m - mu0) / (G v), tau / sqrt(G v)); mu = m - sd zbar is recorded. Any other prior family
+    keeps the direct form. ``model.priors_of_derived`` names the spec's prior of mu, which power-scaling scales.
+    """
+    priors = spec.priors["intercept"], spec.priors["slope"]
+    if spec.deviations == "zero_sum" or any(p.dist != "Normal" for p in priors):
+        intercept = draw_prior("intercept", priors[0])
+        return intercept, draw_prior("slope", priors[1], dims="term"), spec.deviations == "zero_sum"
+    model.priors_of_derived = {}
+    centres = []
+    for name, prior, spread, dims in (("intercept", priors[0], intercept_sd, None), ("slope", priors[1], sd, "term")):
+        mu0, tau = prior.kwargs()["mu"], prior.kwargs()["sigma"]
+        v = tau**2 + spread**2 / n_groups
+        # mu0 shaped as v: PyTensor's vectorize (the predictive draws) reads the new batch dims off the first parameter
+        centre = pm.Normal(f"mean_group_{name}", pt.full_like(v, mu0), pt.sqrt(v), dims=dims)
+        if dims is None or index:
+            u = pm.Normal(f"z_{name}_mean", 0, 1, dims=None if dims is None else "varying")
+            if dims is not None:  # terms that do not vary: zbar plays no part (sd = 0)
+                u = pt.set_subtensor(pt.zeros(len(model.coords["term"]))[index], u)
+            zbar = spread * (centre - mu0) / (n_groups * v) + tau / pt.sqrt(n_groups * v) * u
+            pm.Deterministic(name, centre - spread * zbar, dims=dims)
+        else:
+            pm.Deterministic(name, centre, dims=dims)
+        model.priors_of_derived[name] = (f"mean_group_{name}", mu0, tau)
+        centres.append(centre)
+    return *centres, True
 
 
 def lkj_cholesky(name: str, k: int, eta: float, dims: tuple[str, str]):
@@ -265,11 +307,58 @@ def _integrated_measurement(spec: Spec, survey: SurveyData, model: pm.Model, ite
     pm.MvNormal("items_continuous", mu=tau, cov=cov, observed=_observed("items_continuous", z, dims_), dims=dims_)
 
 
+# Gauss-Hermite nodes for one factor: a respondent's log-likelihood within 1e-12 of the integral for slopes up to
+# 1, 1e-6 at 3, 2e-4 at 5 (a very steep item; tests/test_models.py checks up to 3)
+QUADRATURE_NODES = 61
+
+
+def _quadrature_measurement(spec: Spec, survey: SurveyData, model: pm.Model, items) -> None:
+    """One factor, binary items, all answered, no outcome (the 2PL of IRT): the ability integrated out by
+    Gauss-Hermite quadrature, the marginal likelihood ltm maximises. The same model as with a sampled ability
+    per respondent, whose posterior is little more than its N(0, 1) prior with a handful of items: sampled, a
+    thousand of them tied to the slopes mixed slowly in the slopes' upper tail (LSAT6 missed the gate under
+    some seeds). Replicated responses are a new respondent's (ability drawn from N(0, 1))."""
+    names = [i.name for i in items]
+    model.add_coord("binary_item", names)
+    loading = draw_prior("loading", spec.priors["loading"], dims="item")
+    prior = item_prior(spec, "item_intercept", f"binary items ({_first_names(items, range(len(items)))})")
+    tau = draw_prior("intercept_binary", prior, dims="binary_item")
+    values = survey.items[names].to_numpy(dtype=np.int64)
+    shape = values.shape  # the item parameters per respondent, so that predictive draws keep a respondent axis
+    dims = ("firm", "binary_item")
+    pm.CustomDist("items_binary", pt.broadcast_to(tau, shape), pt.broadcast_to(loading, shape), logp=_marginal_2pl_logp,
+                  random=_marginal_2pl_random, signature="(i),(i)->(i)", dtype="int64",
+                  observed=_observed("items_binary", values, dims), dims=dims)
+
+
+def _marginal_2pl_logp(value, tau, loading):
+    """Each respondent's log-probability of their answers, the ability integrated out over N(0, 1); ``tau`` and
+    ``loading`` are the item parameters broadcast per respondent (row 0 is every row)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    eta = tau[0][None, :] + loading[0][None, :] * nodes[:, None]  # node x item
+    log_lik = pt.dot(value, -pt.softplus(-eta).T) + pt.dot(1 - value, -pt.softplus(eta).T)  # respondent x node
+    return pt.logsumexp(log_lik + np.log(weights / weights.sum()), axis=-1)
+
+
+def _marginal_2pl_random(tau, loading, rng=None, size=None):
+    """Answers of new respondents: an ability from N(0, 1) each, then each item right with its logistic probability."""
+    shape = np.broadcast_shapes(np.shape(tau), np.shape(loading))
+    if size is not None:
+        shape = tuple(size) + shape[-1:]
+    ability = rng.normal(size=shape[:-1])
+    return rng.binomial(1, 1 / (1 + np.exp(-(tau + loading * ability[..., None])))).astype(np.int64)
+
+
 def integrates_factors(spec: Spec, survey: SurveyData) -> bool:
-    """Whether the measurement model integrates its factors out: every item continuous, none missing, no outcome."""
+    """Whether the measurement model integrates its factors out (no outcome, no missing response): every item
+    continuous (in closed form), or one dimension of binary items (by quadrature)."""
     items = [i for i in survey.codebook.items if i.in_capinno]
-    return (not spec.entry.outcome and all(i.type == "continuous" for i in items)
-            and not survey.items[[i.name for i in items]].isna().to_numpy().any())
+    complete = not survey.items[[i.name for i in items]].isna().to_numpy().any()
+    return not spec.entry.outcome and complete and (all(i.type == "continuous" for i in items) or _binary_single(items))
+
+
+def _binary_single(items) -> bool:
+    return len({i.dimension for i in items}) == 1 and all(i.type == "binary" for i in items)
 
 
 def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
@@ -280,7 +369,10 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     model.add_coord("item", [i.name for i in items])
     mask = np.array([[i.dimension == d for i in items] for d in dims], dtype=float)  # dimension x item
     if integrates_factors(spec, survey):
-        _integrated_measurement(spec, survey, model, items, dims, mask)
+        if _binary_single(items):
+            _quadrature_measurement(spec, survey, model, items)
+        else:
+            _integrated_measurement(spec, survey, model, items, dims, mask)
         return None
     factors, capinno = _factors(spec, dims, model)
     pm.Deterministic("factor", factors, dims=("firm", "dimension"))

@@ -57,8 +57,10 @@ OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
 # What the diagnostic gate checks (inference.gate_variables): the quantities a researcher reads. Internal
 # components that only build them (non-centred standard normals, second-order residuals, the LKJ vine's
 # partial correlations) never decide a run's fate; the deterministics they build are checked instead.
-INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "zeta", "z_factor", "factor_corr_partial")
-DERIVED_PARAMETERS = ("group_intercept", "group_slope", "factor_corr", "factor")
+INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "z_intercept_mean", "z_slope_mean", "zeta",
+                      "z_factor", "factor_corr_partial")
+# intercept and slope are derived in the hierarchical models' population form (models._group_means)
+DERIVED_PARAMETERS = ("intercept", "slope", "group_intercept", "group_slope", "factor_corr", "factor")
 # Priors an item-level spec gives when its structure and its items need them (checked when the model is built,
 # naming the items): second_order_loading (a second-order structure, 3+ dimensions), cutpoint (ordinal items),
 # item_intercept (binary, count, continuous items), residual_sd (continuous items).

@@ -400,9 +400,12 @@ def test_a_graph_that_cannot_be_vectorised_gets_pymcs_draws_one_at_a_time(monkey
 def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
     """The outcome's pointwise log-likelihood (PSIS-LOO's input) and every free variable's log-prior (power-scaling's)
     equal PyMC's draw-by-draw ``compute_log_likelihood`` and ``compute_log_prior``, variable by variable and dim by dim,
-    with the draws in chunks (of 7 here), on the models that have an outcome."""
+    with the draws in chunks (of 7 here), on the models that have an outcome. In the hierarchical population form,
+    ``intercept`` and ``slope`` carry the spec's Normal priors in place of the observed groups' means they are
+    sampled through (models._group_means)."""
     import arviz as az
     import pymc as pm
+    from scipy.stats import norm
 
     from bayes_intl.compile_cache import without_initvals
 
@@ -410,16 +413,23 @@ def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
     for name in ("paper_logit", "coarsened_latent", "latent_factor"):
         spec = load_spec(MODELS_DIR / f"{name}.toml")
         model = build_model(spec, model_data(spec))
+        derived = getattr(model, "priors_of_derived", {})
         with without_initvals(model), model:
             prior = pm.sample_prior_predictive(draws=30, random_seed=2).prior
-            ours = az.InferenceData(posterior=prior[[v.name for v in model.free_RVs]])
+            ours = az.InferenceData(posterior=prior[[v.name for v in model.free_RVs] + list(derived)])
             pymc = ours.copy()
             inf.add_log_densities(ours, model, "internationalized")
             pm.compute_log_likelihood(pymc, var_names=["internationalized"], progressbar=False)
             pm.compute_log_prior(pymc, progressbar=False)
+        stood_in = {through for through, _, _ in derived.values()}
+        assert (name == "latent_factor") == (stood_in == {"mean_group_intercept", "mean_group_slope"})
+        for var, (_, mu, sigma) in derived.items():
+            np.testing.assert_allclose(ours.log_prior[var], norm.logpdf(prior[var], mu, sigma), rtol=1e-12)
+            assert ours.log_prior[var].dims == prior[var].dims
         for group in ("log_likelihood", "log_prior"):
-            assert set(ours[group].data_vars) == set(pymc[group].data_vars), (name, group)
-            for var in pymc[group].data_vars:
+            extra = set(derived) if group == "log_prior" else set()
+            assert set(ours[group].data_vars) == set(pymc[group].data_vars) - stood_in | extra, (name, group)
+            for var in set(pymc[group].data_vars) - stood_in:
                 assert ours[group][var].dims == pymc[group][var].dims, (name, var)
                 # PyTensor's C softplus (PyMC's compiled function) and NumPy's branch differently far in the tails:
                 # up to 4e-8 relative on these prior draws, where a firm's outcome has probability around 1e-10.
@@ -449,3 +459,69 @@ def test_zero_sum_deviations_keep_the_group_contrasts_and_make_the_mean_the_grou
     z = contrast / expected  # standard normal under both parameterisations
     assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.std() - 1) < 4 / np.sqrt(2 * z.size)
 
+
+
+def test_population_form_samples_the_groups_mean_and_keeps_the_population_prior(loaded):
+    """The default ``population`` deviations are sampled through the observed groups' mean (models._group_means),
+    which removes the ridge two groups leave, but the model is the population model exactly: ``intercept`` and
+    ``slope`` have the spec's Normal priors, and each group's standardized deviation is N(0, 1), independent of
+    them and of the other group's. Checked on 8,000 prior draws within 4 standard errors. A non-Normal prior
+    keeps the direct form."""
+    import dataclasses
+
+    from bayes_intl.spec import Prior
+
+    spec, data = loaded["hierarchical_logit"]
+    model = build_model(spec, data)
+    free = {rv.name for rv in model.free_RVs}
+    assert {"mean_group_intercept", "mean_group_slope"} <= free and not {"intercept", "slope"} & free
+    prior = inf.draw_prior(model, seed=11, draws=8000).prior
+    n = prior.sizes["draw"]
+    se = 4 / np.sqrt(n)
+    for name in ("intercept", "slope"):
+        sigma = spec.priors[name].kwargs()["sigma"]
+        values = prior[name].values.reshape(n, -1) / sigma
+        assert np.all(np.abs(values.mean(0)) < se) and np.all(np.abs(values.std(0) - 1) < se * np.sqrt(0.5))
+    z = ((prior["group_intercept"] - prior["intercept"]) / prior["intercept_sd"]).values[0]
+    z_slope = ((prior["group_slope"] - prior["slope"]) / prior["group_sd"].rename(varying="term")).values[0]
+    columns = np.column_stack([z, z_slope.reshape(n, -1), prior["intercept"].values[0], prior["slope"].values[0]])
+    assert np.all(np.abs(columns[:, :-3].mean(0)) < se) and np.all(np.abs(columns[:, :-3].std(0) - 1) < se * np.sqrt(0.5))
+    correlation = np.corrcoef(columns.T)
+    assert np.all(np.abs(correlation[np.triu_indices_from(correlation, 1)]) < se)
+
+    student = dataclasses.replace(spec, priors=spec.priors | {"slope": Prior("StudentT", (("nu", 3.0), ("mu", 0.0),
+                                                                                          ("sigma", 2.5)))})
+    assert {"intercept", "slope", "z_intercept"} <= {rv.name for rv in build_model(student, data).free_RVs}
+
+
+def test_one_factor_binary_items_integrate_the_ability_out_by_quadrature():
+    """A one-dimension survey of binary items (the 2PL) is fitted by its marginal likelihood, as ltm fits it:
+    each respondent's log-probability equals the ability integrated out numerically (scipy's adaptive quad), for
+    slopes up to 3; replicated answers are new respondents' (each item's share right is its marginal probability,
+    within 4 standard errors); the model has no per-respondent ability to sample."""
+    import pytensor.tensor as pt
+    from scipy import integrate, special, stats
+
+    from bayes_intl.models import _marginal_2pl_logp, _marginal_2pl_random
+
+    tau, slope = np.array([2.8, 1.0, 0.25, -1.3, 2.1]), np.array([0.8, 0.3, 3.0, 1.5, 0.65])
+    patterns = np.array([[0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 1, 0, 1], [0, 1, 1, 1, 0], [1, 1, 0, 1, 1]])
+    ours = _marginal_2pl_logp(pt.as_tensor(patterns.astype(float)), pt.as_tensor(np.broadcast_to(tau, patterns.shape)),
+                              pt.as_tensor(np.broadcast_to(slope, patterns.shape))).eval()
+
+    def density(theta, y):
+        p = special.expit(tau + slope * theta)
+        return np.prod(p**y * (1 - p) ** (1 - y)) * stats.norm.pdf(theta)
+
+    exact = [np.log(integrate.quad(density, -12, 12, args=(y,), epsabs=0, epsrel=1e-12, limit=200)[0]) for y in patterns]
+    np.testing.assert_allclose(ours, exact, rtol=0, atol=1e-6)
+
+    n = 100_000
+    drawn = _marginal_2pl_random(tau, slope, rng=np.random.default_rng(1), size=(n,))
+    marginal = np.array([integrate.quad(lambda t, j=j: special.expit(tau[j] + slope[j] * t) * stats.norm.pdf(t), -12, 12)[0]
+                         for j in range(len(tau))])
+    assert drawn.shape == (n, 5) and np.all(np.abs(drawn.mean(0) - marginal) < 4 * np.sqrt(marginal * (1 - marginal) / n))
+
+    spec = load_spec(MODELS_DIR / "irt_2pl.toml")
+    model = build_model(spec, model_data(spec))
+    assert {rv.name for rv in model.free_RVs} == {"loading", "intercept_binary"}
