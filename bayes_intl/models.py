@@ -140,8 +140,10 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         group_sd = draw_prior("group_sd", spec.priors["group_sd"], dims="varying") if varying else None
         intercept_sd = draw_prior("intercept_sd", spec.priors["group_sd"])
         index = [names.index(v) for v in varying]
-        sd = pt.set_subtensor(pt.zeros(len(names))[index], group_sd) if varying else pt.zeros(len(names))
-        centre_intercept, centre_slope, zero_sum = _group_means(spec, model, len(groups), intercept_sd, sd, index)
+        # varying -> term: a product with a 0/1 matrix, which vectorises over draws where an indexed assignment does not
+        embed = np.eye(len(names))[:, index].T  # varying x term
+        sd = pt.dot(group_sd, embed) if varying else pt.zeros(len(names))
+        centre_intercept, centre_slope, zero_sum = _group_means(spec, model, len(groups), intercept_sd, sd, embed)
         z_intercept = _deviations("z_intercept", "group", zero_sum=zero_sum)
         group_intercept = pm.Deterministic("group_intercept", centre_intercept + intercept_sd * z_intercept,
                                            dims="group")
@@ -173,9 +175,10 @@ def _deviations(name: str, group: str, *per: str, zero_sum: bool):
     return pm.ZeroSumNormal(name, 1, dims=(*per, group)).T
 
 
-def _group_means(spec: Spec, model: pm.Model, n_groups: int, intercept_sd, sd, index: list[int]):
+def _group_means(spec: Spec, model: pm.Model, n_groups: int, intercept_sd, sd, embed: np.ndarray):
     """``intercept`` and ``slope`` (term), and the observed groups' mean intercept and slopes the group values are
-    built around: (intercept centre, slope centre, whether the deviations around them sum to zero).
+    built around: (intercept centre, slope centre, whether the deviations around them sum to zero). ``sd``: each
+    term's group standard deviation (0 where it does not vary); ``embed``: varying x term, 0/1.
 
     ``zero_sum``: the centres are ``intercept`` and ``slope`` themselves (the observed groups' average).
     ``population`` (the default): ``intercept`` and ``slope`` are a population's mean mu, around which the groups'
@@ -197,10 +200,10 @@ def _group_means(spec: Spec, model: pm.Model, n_groups: int, intercept_sd, sd, i
         v = tau**2 + spread**2 / n_groups
         # mu0 shaped as v: PyTensor's vectorize (the predictive draws) reads the new batch dims off the first parameter
         centre = pm.Normal(f"mean_group_{name}", pt.full_like(v, mu0), pt.sqrt(v), dims=dims)
-        if dims is None or index:
+        if dims is None or len(embed):
             u = pm.Normal(f"z_{name}_mean", 0, 1, dims=None if dims is None else "varying")
             if dims is not None:  # terms that do not vary: zbar plays no part (sd = 0)
-                u = pt.set_subtensor(pt.zeros(len(model.coords["term"]))[index], u)
+                u = pt.dot(u, embed)
             zbar = spread * (centre - mu0) / (n_groups * v) + tau / pt.sqrt(n_groups * v) * u
             pm.Deterministic(name, centre - spread * zbar, dims=dims)
         else:
@@ -380,7 +383,8 @@ def _measurement(spec: Spec, survey: SurveyData, model: pm.Model):
     weights = mask * loading[None, :]  # dimension x item: each item loads on its own dimension only
 
     def predictor(idx):  # firm x (items idx): one product per item kind, no firm-level indexing
-        return pt.dot(factors, weights[:, idx])
+        # rows of the transpose: no slice in the graph, which PyTensor cannot vectorise over draws
+        return pt.dot(factors, weights.T[idx].T)
 
     values = survey.items[[i.name for i in items]].to_numpy(dtype=float)
     types = np.array([i.type for i in items])

@@ -525,3 +525,29 @@ def test_one_factor_binary_items_integrate_the_ability_out_by_quadrature():
     spec = load_spec(MODELS_DIR / "irt_2pl.toml")
     model = build_model(spec, model_data(spec))
     assert {rv.name for rv in model.free_RVs} == {"loading", "intercept_binary"}
+
+
+@pytest.mark.parametrize("deviations", ["population", "zero_sum"])
+def test_the_shipped_outcome_models_draw_predictions_for_all_draws_at_once(deviations, loaded, monkeypatch):
+    """No shipped outcome model falls back to PyMC's draw-by-draw functions (several times slower on a fit):
+    a slice or an indexed assignment in a graph can stop PyTensor vectorising it, and did once (latent_factor's
+    item predictor, after the sectors' means became variables)."""
+    import arviz as az
+    import pymc as pm
+
+    def refuse(*_, **__):
+        raise AssertionError("fell back to PyMC's per-draw function")
+
+    for name in ("paper_logit", "hierarchical_logit", "coarsened_latent", "latent_factor"):
+        spec, data = loaded[name]
+        model = build_model(replace(spec, deviations=deviations), data)
+        prior = inf.draw_prior(model, seed=1, draws=20)
+        monkeypatch.setattr(pm, "sample_posterior_predictive", refuse)
+        monkeypatch.setattr(pm, "compute_log_prior", refuse)
+        posterior = az.InferenceData(posterior=prior.prior)
+        with inf._predictive_context(model):
+            inf.posterior_predictive(model, posterior, seed=2)
+            inf.add_log_densities(posterior, model, "internationalized")
+        monkeypatch.setattr(pm, "sample_prior_predictive", refuse)
+        inf.draw_prior(model, seed=1, draws=20)
+        monkeypatch.undo()
