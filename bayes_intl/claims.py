@@ -123,12 +123,11 @@ def claim_probabilities(study, coefficients: Mapping[str, np.ndarray], probs: np
 
 
 def scaled_priors(log_prior) -> list[str]:
-    """The priors power-scaling varies: the ones a spec sets. Per-case latent scores and the non-centred
-    standard normals are the model's structure, not a researcher's prior belief (and scaling their
-    hundreds of terms would break the importance weights)."""
-    from .registry import INTERNAL_VARIABLES
+    """The priors power-scaling varies: the ones a spec sets (registry.scaled_prior; a run's log-prior holds
+    only those since 2026-11-30, an older run's every free variable's)."""
+    from .registry import scaled_prior
 
-    return [v for v in log_prior.data_vars if v not in INTERNAL_VARIABLES and "firm" not in log_prior[v].dims]
+    return [v for v in log_prior.data_vars if scaled_prior(v, log_prior[v].dims)]
 
 
 PRIOR_SCALES = (0.5, 2.0)  # the prior's density raised to these powers: half as strong, twice as strong

@@ -220,39 +220,39 @@ def _over_draws(fn, posterior, inputs: list[str], outputs: list[str]) -> dict[st
 
 
 def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) -> None:
-    """The outcome's pointwise log-likelihood (``log_likelihood``, for PSIS-LOO) and each free variable's
-    log-prior density (``log_prior``, for power-scaling sensitivity) of every posterior draw: the groups
-    ``pm.compute_log_likelihood`` and ``pm.compute_log_prior`` add, with one call per chunk of draws
-    instead of one per draw."""
+    """The outcome's pointwise log-likelihood (``log_likelihood``, for PSIS-LOO) and the log-prior density of
+    each prior the spec sets (``log_prior``, for power-scaling sensitivity: registry.scaled_prior) of every
+    posterior draw: what ``pm.compute_log_likelihood`` and ``pm.compute_log_prior`` give, with one call per
+    chunk of draws instead of one per draw."""
     from pymc.backends.arviz import coords_and_dims_for_inferencedata
     from pymc.model.transform.conditioning import remove_value_transforms
+    from scipy.stats import norm
+
+    from .registry import scaled_prior
 
     umodel = remove_value_transforms(model)  # the posterior holds the variables' values, not their transforms
     free = [rv.name for rv in umodel.free_RVs]
+    # A derived quantity that carries the spec's prior (models._group_means) stands in the log-prior for the
+    # variable it is sampled through: power-scaling then scales the priors the spec sets.
+    derived = getattr(model, "priors_of_derived", {})
+    stood_in = {through for through, _, _ in derived.values()}
+    scaled = [n for n in free if scaled_prior(n, umodel.named_vars_to_dims.get(n, ())) and n not in stood_in]
     values = [umodel.rvs_to_values[rv] for rv in umodel.free_RVs]
     batched = {v: v.type.clone(shape=(None, *v.type.shape))(name=v.name) for v in values}
-    densities = umodel.logp(vars=[umodel[outcome], *umodel.free_RVs], sum=False)
+    densities = umodel.logp(vars=[umodel[n] for n in (outcome, *scaled)], sum=False)
     fn = _vectorised(densities, batched, list(batched.values()), seed=0)
     if fn is None:
         pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=False)
-        pm.compute_log_prior(idata, model=model, progressbar=False)
+        pm.compute_log_prior(idata, var_names=scaled, model=model, progressbar=False)
     else:
         coords, dims = coords_and_dims_for_inferencedata(umodel)
-        drawn = _over_draws(fn, idata.posterior, free, [outcome, *free])
-        # A zero-sum variable's density is one value per slice along its zero-sum (last) axes: those dims go.
-        dims = {n: d[:drawn[n].ndim - 2] if n in drawn else d for n, d in dims.items()}
-        for group, names in (("log_likelihood", [outcome]), ("log_prior", free)):
+        drawn = _over_draws(fn, idata.posterior, free, [outcome, *scaled])
+        for group, names in (("log_likelihood", [outcome]), ("log_prior", scaled)):
             dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
             idata.add_groups({group: dataset})
-    # A derived quantity that carries the spec's prior (models._group_means) stands in the log-prior for the
-    # variable it is sampled through: power-scaling then scales the priors the spec sets.
-    from scipy.stats import norm
-
-    derived = getattr(model, "priors_of_derived", {})
-    log_prior = idata.log_prior.drop_vars([through for through, _, _ in derived.values()])
     values = {name: idata.posterior[name] for name in derived}
-    idata.log_prior = log_prior.assign({name: values[name].copy(data=norm.logpdf(values[name], mu, sigma))
-                                        for name, (_, mu, sigma) in derived.items()})
+    idata.log_prior = idata.log_prior.assign({name: values[name].copy(data=norm.logpdf(values[name], mu, sigma))
+                                              for name, (_, mu, sigma) in derived.items()})
 
 
 SCORE_TAIL_SHARE = 0.95  # per-respondent scores: the share whose tail ESS must reach the threshold

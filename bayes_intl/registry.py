@@ -60,6 +60,15 @@ OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
 INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "z_intercept_mean", "z_slope_mean", "zeta",
                       "z_factor", "factor_corr_partial")
 # intercept and slope are derived in the hierarchical models' population form (models._group_means)
+
+
+def scaled_prior(name: str, dims) -> bool:
+    """Whether power-scaling varies this variable's prior: a prior the spec sets. Internal components and
+    per-respondent latent scores (a ``firm`` dim) are the model's structure, not a researcher's prior belief
+    (and scaling their hundreds of terms would break the importance weights)."""
+    return name not in INTERNAL_VARIABLES and "firm" not in dims
+
+
 DERIVED_PARAMETERS = ("intercept", "slope", "group_intercept", "group_slope", "factor_corr", "factor")
 # Priors an item-level spec gives when its structure and its items need them (checked when the model is built,
 # naming the items): second_order_loading (a second-order structure, 3+ dimensions), cutpoint (ordinal items),

@@ -11,7 +11,7 @@ from bayes_intl import summaries
 from bayes_intl.data import model_data
 from bayes_intl.errors import InputError, SpecError
 from bayes_intl.models import build_model
-from bayes_intl.registry import REGISTRY
+from bayes_intl.registry import REGISTRY, scaled_prior
 from bayes_intl.runs import FittedRun, fit_ensemble
 from bayes_intl.spec import load_spec, spec_from_dict
 from bayes_intl.store import load, save_run
@@ -398,11 +398,12 @@ def test_a_graph_that_cannot_be_vectorised_gets_pymcs_draws_one_at_a_time(monkey
 
 
 def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
-    """The outcome's pointwise log-likelihood (PSIS-LOO's input) and every free variable's log-prior (power-scaling's)
-    equal PyMC's draw-by-draw ``compute_log_likelihood`` and ``compute_log_prior``, variable by variable and dim by dim,
-    with the draws in chunks (of 7 here), on the models that have an outcome. In the hierarchical population form,
-    ``intercept`` and ``slope`` carry the spec's Normal priors in place of the observed groups' means they are
-    sampled through (models._group_means)."""
+    """The outcome's pointwise log-likelihood (PSIS-LOO's input) and the log-prior of each prior the spec sets
+    (power-scaling's: no internal component, no per-respondent score) equal PyMC's draw-by-draw
+    ``compute_log_likelihood`` and ``compute_log_prior``, variable by variable and dim by dim, with the draws in
+    chunks (of 7 here), on the models that have an outcome. In the hierarchical population form, ``intercept`` and
+    ``slope`` carry the spec's Normal priors in place of the observed groups' means they are sampled through
+    (models._group_means)."""
     import arviz as az
     import pymc as pm
     from scipy.stats import norm
@@ -423,6 +424,9 @@ def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
             pm.compute_log_prior(pymc, progressbar=False)
         stood_in = {through for through, _, _ in derived.values()}
         assert (name == "latent_factor") == (stood_in == {"mean_group_intercept", "mean_group_slope"})
+        internal = {v for v in pymc.log_prior.data_vars if not scaled_prior(v, pymc.log_prior[v].dims)}
+        assert (name == "latent_factor") == ({"z_intercept", "zeta", "capinno_factor"} <= internal)
+        stood_in |= internal
         for var, (_, mu, sigma) in derived.items():
             np.testing.assert_allclose(ours.log_prior[var], norm.logpdf(prior[var], mu, sigma), rtol=1e-12)
             assert ours.log_prior[var].dims == prior[var].dims
@@ -440,7 +444,7 @@ def test_log_densities_for_all_draws_at_once_equal_pymcs(monkeypatch):
 def test_zero_sum_deviations_keep_the_group_contrasts_and_make_the_mean_the_groups_average(loaded):
     """``[hierarchy] deviations = "zero_sum"``: each draw's group deviations sum to zero, so ``intercept`` is
     the mean of the group intercepts; the prior on a contrast between two groups is the population model's
-    (difference of two groups ~ Normal(0, 2 sd^2) either way), and the log-prior keeps one value per zero-sum slice."""
+    (difference of two groups ~ Normal(0, 2 sd^2) either way); its log-prior holds the spec's priors only."""
     import dataclasses
 
     spec, data = loaded["hierarchical_logit"]
@@ -451,8 +455,7 @@ def test_zero_sum_deviations_keep_the_group_contrasts_and_make_the_mean_the_grou
     post = idata.posterior
     assert np.allclose(post["group_intercept"].mean("group"), post["intercept"], atol=1e-9)
     assert np.allclose(post["group_slope"].mean("group"), post["slope"], atol=1e-9)
-    assert idata.log_prior["z_intercept"].dims == ("chain", "draw")
-    assert idata.log_prior["z_slope"].dims == ("chain", "draw", "varying")
+    assert {"intercept", "slope", "intercept_sd", "group_sd"} == set(idata.log_prior.data_vars)  # the spec's priors
     prior = idata.prior
     contrast = (prior["group_intercept"].isel(group=0) - prior["group_intercept"].isel(group=1)).values.ravel()
     expected = np.sqrt(2) * prior["intercept_sd"].values.ravel()
