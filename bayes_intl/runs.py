@@ -320,6 +320,9 @@ def _send_back(conn, fn, args, kwargs) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The parent stops this process with SIGTERM when it needs its result no more: end quietly, not through the
+    # command's handler inherited by the fork (which raised KeyboardInterrupt here and printed a traceback).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         conn.send((True, fn(*args, **kwargs)))
     except Exception as exc:  # noqa: BLE001 (the parent computes it again and sees the error itself)

@@ -94,6 +94,27 @@ def test_work_beside_gives_what_work_here_gives_and_falls_back_here(monkeypatch)
         assert beside.result() == here
 
 
+def test_a_second_process_stopped_before_its_result_is_read_ends_quietly(capfd, monkeypatch):
+    """The parent stops a second process whose result it no longer needs (SIGTERM); under the command's own
+    SIGTERM handler, which the fork inherits, that printed a KeyboardInterrupt traceback from the child once."""
+    import numpy as np
+
+    from bayes_intl.cli import _interrupt
+    from bayes_intl.errors import INTERRUPTED
+    from bayes_intl.runs import Beside
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with Beside(np.ones, 5_000_000):  # 40 MB: the child is still writing it to the pipe when it is stopped
+            time.sleep(1.0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not INTERRUPTED.is_set()
+
+
 def test_where_processes_cannot_fork_every_fit_runs_here(tmp_path, monkeypatch):
     import multiprocessing
 
