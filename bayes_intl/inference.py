@@ -250,8 +250,8 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model, outcome: str) ->
         for group, names in (("log_likelihood", [outcome]), ("log_prior", scaled)):
             dataset = az.dict_to_dataset({n: drawn[n] for n in names}, library=pm, coords=coords, dims=dims)
             idata.add_groups({group: dataset})
-    values = {name: idata.posterior[name] for name in derived}
-    idata.log_prior = idata.log_prior.assign({name: values[name].copy(data=norm.logpdf(values[name], mu, sigma))
+    posterior = idata.posterior
+    idata.log_prior = idata.log_prior.assign({name: posterior[name].copy(data=norm.logpdf(posterior[name], mu, sigma))
                                               for name, (_, mu, sigma) in derived.items()})
 
 

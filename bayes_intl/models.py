@@ -139,9 +139,8 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         model.add_coord("varying", varying)
         group_sd = draw_prior("group_sd", spec.priors["group_sd"], dims="varying") if varying else None
         intercept_sd = draw_prior("intercept_sd", spec.priors["group_sd"])
-        index = [names.index(v) for v in varying]
         # varying -> term: a product with a 0/1 matrix, which vectorises over draws where an indexed assignment does not
-        embed = np.eye(len(names))[:, index].T  # varying x term
+        embed = np.eye(len(names))[:, [names.index(v) for v in varying]].T  # varying x term
         sd = pt.dot(group_sd, embed) if varying else pt.zeros(len(names))
         centre_intercept, centre_slope, zero_sum = _group_means(spec, model, len(groups), intercept_sd, sd, embed)
         z_intercept = _deviations("z_intercept", "group", zero_sum=zero_sum)
@@ -150,9 +149,7 @@ def _logit_outcome(spec: Spec, data: ModelData, model: pm.Model, *, hierarchical
         slopes = pt.ones((len(groups), 1)) * centre_slope[None, :]
         if varying:
             z_slope = _deviations("z_slope", "group", "varying", zero_sum=zero_sum)
-            # rows of the transpose: an indexed assignment without a slice, which vectorises over draws
-            deviation = (group_sd[None, :] * z_slope).T
-            slopes = pt.set_subtensor(slopes.T[index], slopes.T[index] + deviation).T
+            slopes = slopes + pt.dot(group_sd[None, :] * z_slope, embed)
         group_slope = pm.Deterministic("group_slope", slopes, dims=("group", "term"))
         eta = group_intercept[g] + (x * group_slope[g]).sum(axis=1)
         if spec.municipality and "municipality" in firms.columns:

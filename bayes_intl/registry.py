@@ -60,6 +60,7 @@ OPTIONAL_PRIORS = ("municipality_sd", "lkj_eta")
 INTERNAL_VARIABLES = ("z_intercept", "z_slope", "z_municipality", "z_intercept_mean", "z_slope_mean", "zeta",
                       "z_factor", "factor_corr_partial")
 # intercept and slope are derived in the hierarchical models' population form (models._group_means)
+DERIVED_PARAMETERS = ("intercept", "slope", "group_intercept", "group_slope", "factor_corr", "factor")
 
 
 def scaled_prior(name: str, dims) -> bool:
@@ -69,7 +70,6 @@ def scaled_prior(name: str, dims) -> bool:
     return name not in INTERNAL_VARIABLES and "firm" not in dims
 
 
-DERIVED_PARAMETERS = ("intercept", "slope", "group_intercept", "group_slope", "factor_corr", "factor")
 # Priors an item-level spec gives when its structure and its items need them (checked when the model is built,
 # naming the items): second_order_loading (a second-order structure, 3+ dimensions), cutpoint (ordinal items),
 # item_intercept (binary, count, continuous items), residual_sd (continuous items).
